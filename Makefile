@@ -1,0 +1,37 @@
+# Quick start:  make demo   (set up, then run the app on the bundled sample study)
+#               make test   (set up, then run the test suite)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SAMPLE ?= dicom_samples/thorax_small
+OUT ?= output/demo
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(OUT)
+	ulimit -s 32768 && $(PY) -m app -i $(SAMPLE) -o $(OUT)
+	@echo "Run record: $(OUT)/run_record.json"
+
+test: $(STAMP)
+	bash scripts/install_system_deps.sh
+	ulimit -s 32768 && $(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
+
+bench: $(STAMP)
+	$(PY) bench/bench_generate_clinical.py
+	$(PY) bench/bench_ct_ventilation_calibration.py
+
+clean:
+	rm -rf output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Framework-free library of the perfusion imaging MAP (no monai.deploy imports here)."""

@@ -1,0 +1,17 @@
+"""Domain exceptions.  Each says what was wrong and what the user can do."""
+
+
+class PerfusionMapError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class InputDataError(PerfusionMapError):
+    """Raised when the input study cannot be used (no matching series, broken files, wrong geometry)."""
+
+
+class NoMatchingSeriesError(InputDataError):
+    """Raised when a study holds none of the series the application knows how to process."""
+
+
+class SimulationParameterError(PerfusionMapError, ValueError):
+    """Raised when phantom or acquisition parameters are outside their physical range."""
