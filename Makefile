@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SAMPLE ?= dicom_samples/thorax_small
+SAMPLE ?= dicom_samples/thorax_small/dicom
 OUT ?= output/demo
 
 .PHONY: setup demo test lint bench clean

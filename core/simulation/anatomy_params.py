@@ -47,14 +47,22 @@ class ThoraxParams:
 
 
 def sample_thorax_params(rng: np.random.Generator) -> ThoraxParams:
-    """Draw a plausible adult anatomy; lungs touching anteriorly in about one case out of five."""
-    width = rng.uniform(300.0, 380.0)
+    """Draw a plausible adult anatomy; lungs touching anteriorly in about one case out of five.
+
+    The inner rib-cage size is drawn first (width 245-300 mm, depth 0.64-0.76 of it) and the body
+    is built outwards from it, so that thin and obese patients keep adult lung volumes.
+    """
+    cavity_width = rng.uniform(245.0, 300.0)
+    cavity_depth = cavity_width * rng.uniform(0.64, 0.76)
+    fat = rng.uniform(5.0, 18.0)
+    muscle = rng.uniform(8.0, 14.0)
+    wall = 2.0 * (fat + muscle + 10.0)
     return ThoraxParams(
-        body_width_mm=width,
-        body_depth_mm=width * rng.uniform(0.62, 0.74),
-        fat_mm=rng.uniform(5.0, 30.0),
-        muscle_mm=rng.uniform(8.0, 18.0),
-        lung_height_mm=rng.uniform(225.0, 285.0),
+        body_width_mm=cavity_width + wall,
+        body_depth_mm=cavity_depth + wall,
+        fat_mm=fat,
+        muscle_mm=muscle,
+        lung_height_mm=rng.uniform(235.0, 290.0),
         apex_below_top_mm=rng.uniform(15.0, 35.0),
         right_lung_scale=rng.uniform(0.95, 1.05),
         left_lung_scale=rng.uniform(0.88, 1.0),

@@ -1,0 +1,15 @@
+"""DICOM input and output of the synthetic studies: CT and NM series as a SPECT/CT scanner writes them.
+
+Modules
+-------
+study
+    :class:`~core.dicom.study.PatientStudy` and :func:`~core.dicom.study.synthetic_patient_study`.
+ct_writer, ct_reader
+    Axial CT Image Storage series (one file per slice) from/to a HU volume on a :class:`core.geometry.Grid`.
+nm_writer
+    Reconstructed SPECT as one multi-frame NM Image Storage object, and :func:`~core.dicom.nm_writer.read_nm_volume`.
+radiopharmaceuticals
+    Tc-99m tracers and their DICOM codes.
+modules, plane
+    Shared IOD module building blocks and the axial-orientation convention.
+"""

@@ -1,0 +1,43 @@
+"""Generate phantom studies: ``python -m core.simulation --out DIR --cases N [--preset P] [--kind K]``.
+
+Each case goes to ``DIR/case_<seed>/`` (DICOM in ``dicom/``, ground truth in ``ground_truth/``);
+existing cases are skipped, so an interrupted run can simply be started again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from core.simulation.study import PRESETS, STUDY_KINDS, generate_study
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.simulation", description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="folder receiving one sub-folder per case")
+    parser.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seed of the first case (default 0)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="training", help="CT size (default training)")
+    parser.add_argument("--kind", choices=STUDY_KINDS, default="lung", help="lung: CT+Q+V SPECT; bone: CT+MDP SPECT")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.cases < 1:
+        parser.error("--cases must be at least 1")
+    args.out.mkdir(parents=True, exist_ok=True)
+    seeds = range(args.first_seed, args.first_seed + args.cases)
+    with tqdm(seeds, unit="case", desc=f"{args.kind} {args.preset}") as bar:
+        for seed in bar:
+            target = args.out / f"case_{seed:05d}"
+            if target.exists():
+                continue
+            generate_study(target, PRESETS[args.preset], seed, kind=args.kind, progress=bar.set_postfix_str)
+    print(f"{args.cases} case(s) in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Digital thorax phantom: anatomy, CT numbers and the CT-function ties.
+
+Units: volumes in mL, CT numbers in HU.  Reference ranges:
+- adult lung volume on inspiration CT 3.0-7.5 L in total (TLC of adults ~4-7 L; CT volumes
+  run somewhat lower), the right lung larger than the left;
+- healthy lung parenchyma mean -900..-750 HU at full inspiration.
+"""
+
+import numpy as np
+import pytest
+
+from core.geometry import Grid
+from core.labels import LungLabel, Tissue
+from core.simulation.pathology import Pathology
+from core.simulation.thorax import make_thorax_phantom
+
+GRID = Grid.centred((80, 144, 144), (3.6, 2.8, 2.8))
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return [make_thorax_phantom(GRID, seed) for seed in range(4)]
+
+
+def test_lung_volumes_in_adult_range(cohort):
+    for phantom in cohort:
+        right = phantom.lung_volume_ml(LungLabel.RIGHT_LUNG)
+        left = phantom.lung_volume_ml(LungLabel.LEFT_LUNG)
+        assert 3000.0 <= right + left <= 7500.0, (phantom.seed, right, left)
+        assert right > left, (phantom.seed, right, left)
+
+
+def test_lung_hu_statistics_plausible(cohort):
+    for phantom in cohort:
+        parenchyma = phantom.hu[phantom.labels == Tissue.LUNG]
+        assert -900.0 <= np.median(parenchyma) <= -750.0, phantom.seed
+        assert np.percentile(parenchyma, 1) >= -1030.0
+        body = phantom.hu[phantom.labels == Tissue.MUSCLE]
+        assert 20.0 <= np.median(body) <= 70.0
+
+
+def test_supine_gradient_dependent_lung_denser_and_better_perfused():
+    phantom = make_thorax_phantom(GRID, 11, pathologies=[])
+    lung = phantom.labels == Tissue.LUNG
+    ys = np.nonzero(lung)[1]
+    mid = np.median(ys)
+    anterior = phantom.hu[lung & (np.arange(GRID.shape[1])[None, :, None] < mid)].mean()
+    posterior = phantom.hu[lung & (np.arange(GRID.shape[1])[None, :, None] > mid)].mean()
+    assert posterior - anterior > 20.0
+    q, inside = phantom.perfusion, phantom.function_lung_mask > 0
+    yq = np.nonzero(inside)[1]
+    mid_q = np.median(yq)
+    rows = np.arange(q.shape[1])[None, :, None]
+    assert q[inside & (rows > mid_q)].mean() > 1.2 * q[inside & (rows < mid_q)].mean()
+
+
+def test_lung_mask_inside_body_and_excludes_central_airways(cohort):
+    for phantom in cohort:
+        lung = phantom.lung_mask > 0
+        assert not np.any(lung & (phantom.labels == Tissue.OUTSIDE_AIR))
+        assert not np.any(lung & (phantom.labels == Tissue.AIRWAY))
+        assert not np.any(lung & (phantom.labels == Tissue.TABLE))
+
+
+def test_deterministic_from_seed():
+    a = make_thorax_phantom(GRID, 5)
+    b = make_thorax_phantom(GRID, 5)
+    c = make_thorax_phantom(GRID, 6)
+    np.testing.assert_array_equal(a.hu, b.hu)
+    np.testing.assert_array_equal(a.perfusion, b.perfusion)
+    assert not np.array_equal(a.hu, c.hu)
+
+
+def _territory_effect(kind: str):
+    healthy = make_thorax_phantom(GRID, 21, pathologies=[], ct_noise_hu=0.0)
+    tree = healthy.anatomy.trees["artery_right"]
+    segment = int(np.flatnonzero(tree.generation == 3)[0])
+    lesion = Pathology(kind, "right", 1.0, segment=segment)
+    sick = make_thorax_phantom(GRID, 21, pathologies=[lesion], ct_noise_hu=0.0)
+    region = sick.pathology_map > 0
+    assert region.sum() > 50, "the territory should cover a segment of lung"
+    return healthy, sick, region
+
+
+def test_embolism_removes_perfusion_keeps_ventilation_and_is_subtle_on_ct():
+    healthy, sick, region = _territory_effect("embolism")
+    assert sick.perfusion[region].mean() / healthy.perfusion[region].mean() < 0.3
+    ratio_v = sick.ventilation[region].mean() / healthy.ventilation[region].mean()
+    assert 0.9 < ratio_v < 1.1
+    # mosaic attenuation: lower density, by tens of HU only
+    lung_ct = (sick.labels == Tissue.LUNG) & (healthy.labels == Tissue.LUNG)
+    factors = tuple(int(round(f / c)) for f, c in zip(sick.function_grid.spacing_mm, GRID.spacing_mm))
+    region_ct = np.repeat(np.repeat(np.repeat(region, factors[0], 0), factors[1], 1), factors[2], 2)[
+        : GRID.shape[0], : GRID.shape[1], : GRID.shape[2]
+    ]
+    delta = sick.hu[lung_ct & region_ct].mean() - healthy.hu[lung_ct & region_ct].mean()
+    assert -80.0 < delta < -5.0
+
+
+def test_obstruction_matched_ventilation_and_perfusion_reduction():
+    healthy, sick, region = _territory_effect("obstruction")
+    rv = sick.ventilation[region].mean() / healthy.ventilation[region].mean()
+    rq = sick.perfusion[region].mean() / healthy.perfusion[region].mean()
+    assert rv < 0.4
+    assert rq < 0.8
