@@ -16,10 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.geometry import Grid  # noqa: E402
-from core.simulation.calibration import ct_ventilation_spearman  # noqa: E402
-from core.simulation.study import PRESETS  # noqa: E402
-from core.simulation.thorax import make_thorax_phantom  # noqa: E402
+from core.geometry import Grid
+from core.simulation.calibration import ct_ventilation_spearman
+from core.simulation.study import PRESETS
+from core.simulation.thorax import make_thorax_phantom
 
 
 def main() -> None:
@@ -39,9 +39,11 @@ def main() -> None:
         kinds = ",".join(p.kind for p in phantom.pathologies) or "healthy"
         print(f"  seed {seed}: Spearman R = {r:.3f}  ({kinds})")
     arr = np.asarray(values)
-    print(f"Spearman R over {arr.size} phantoms: mean {arr.mean():.3f}, median {np.median(arr):.3f}, "
-          f"range {arr.min():.3f}..{arr.max():.3f}; target 0.3-0.6 -> "
-          f"{'IN RANGE' if 0.3 <= np.median(arr) <= 0.6 else 'OUT OF RANGE'} ({time.perf_counter() - t0:.0f} s)")
+    print(
+        f"Spearman R over {arr.size} phantoms: mean {arr.mean():.3f}, median {np.median(arr):.3f}, "
+        f"range {arr.min():.3f}..{arr.max():.3f}; target 0.3-0.6 -> "
+        f"{'IN RANGE' if 0.3 <= np.median(arr) <= 0.6 else 'OUT OF RANGE'} ({time.perf_counter() - t0:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.simulation.study import PRESETS, generate_study  # noqa: E402
+from core.simulation.study import PRESETS, generate_study
 
 
 def main() -> None:
@@ -37,7 +37,8 @@ def main() -> None:
         print(f"  run {run}: {total:.1f} s ({phases})")
         totals.append(total)
     median = statistics.median(totals)
-    print(f"median wall time {median:.1f} s over {len(totals)} run(s); target <= 60 s -> {'MET' if median <= 60 else 'MISSED'}")
+    verdict = "MET" if median <= 60 else "MISSED"
+    print(f"median wall time {median:.1f} s over {len(totals)} run(s); target <= 60 s -> {verdict}")
 
 
 if __name__ == "__main__":

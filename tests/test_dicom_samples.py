@@ -32,7 +32,7 @@ def test_sample_ground_truth_matches_the_images():
     truth = np.load(STUDY / "ground_truth" / "truth.npz")
     ct_files = sorted((STUDY / "dicom").glob("CT_*.dcm"))
     assert truth["lung_mask"].shape[0] == len(ct_files)
-    perfusion, grid = read_nm_volume(STUDY / "dicom" / "NM_PERFUSION.dcm")
+    perfusion, _ = read_nm_volume(STUDY / "dicom" / "NM_PERFUSION.dcm")
     assert perfusion.shape == truth["activity_perfusion"].shape
     lungs = truth["activity_perfusion"] > np.percentile(truth["activity_perfusion"], 90)
     assert perfusion[lungs].mean() > 5 * perfusion[~lungs].mean()

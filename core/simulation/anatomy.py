@@ -93,7 +93,9 @@ def _warp_field(grid: Grid, p: ThoraxParams, rng: np.random.Generator) -> np.nda
     return zoom_to_shape(field, grid.shape)
 
 
-def _paint_body(labels: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray, p: ThoraxParams, lm: Landmarks) -> None:
+def _paint_body(
+    labels: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray, p: ThoraxParams, lm: Landmarks
+) -> None:
     a, b = p.body_width_mm / 2.0, p.body_depth_mm / 2.0
     # flatter back on the table: stretch the posterior half of the ellipse
     yb = np.where(y > 0, y * 0.85, y)
@@ -170,7 +172,10 @@ def _lungs(
     right = lung & (x - xm < -half - 0.3 * warp.clip(0))
     left = lung & (x - xm > half + 0.3 * warp.clip(0))
     # each lung has its own lateral extent scale
-    for sel, scale, label in ((right, p.right_lung_scale, LungLabel.RIGHT_LUNG), (left, p.left_lung_scale, LungLabel.LEFT_LUNG)):
+    for sel, scale, label in (
+        (right, p.right_lung_scale, LungLabel.RIGHT_LUNG),
+        (left, p.left_lung_scale, LungLabel.LEFT_LUNG),
+    ):
         shrink = ellipse_inside(y, x, 0.0, 0.0, lm.cavity_b_mm, lm.cavity_a_mm * scale) <= 1.02
         mask[sel & shrink] = label
     return mask
@@ -210,7 +215,9 @@ def _segments(segs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return starts, ends, radii
 
 
-def central_airway_segments(lm: Landmarks) -> list[tuple[tuple[float, float, float], tuple[float, float, float], float]]:
+def central_airway_segments(
+    lm: Landmarks,
+) -> list[tuple[tuple[float, float, float], tuple[float, float, float], float]]:
     """Trachea and main bronchi as (start, end, radius) in (z, y, x) mm: right bronchus short and steep."""
     y_t = 0.2 * lm.cavity_b_mm
     carina = (lm.carina_z, y_t, 0.0)
@@ -241,7 +248,11 @@ def _paint_abdomen(
     labels[abdomen] = Tissue.MUSCLE
     base = lm.base_z
     organs = [
-        (Tissue.LIVER, (base - 30.0, 0.0, -0.35 * lm.cavity_a_mm), (95.0, 0.85 * lm.cavity_b_mm, 0.65 * lm.cavity_a_mm)),
+        (
+            Tissue.LIVER,
+            (base - 30.0, 0.0, -0.35 * lm.cavity_a_mm),
+            (95.0, 0.85 * lm.cavity_b_mm, 0.65 * lm.cavity_a_mm),
+        ),
         (Tissue.SPLEEN, (base - 20.0, 0.45 * lm.cavity_b_mm, 0.65 * lm.cavity_a_mm), (55.0, 35.0, 25.0)),
         (Tissue.STOMACH, (base - 10.0, -0.2 * lm.cavity_b_mm, 0.4 * lm.cavity_a_mm), (50.0, 45.0, 40.0)),
         (Tissue.KIDNEY, (base - 110.0, 0.55 * lm.cavity_b_mm, -70.0), (55.0, 25.0, 28.0)),
@@ -253,7 +264,9 @@ def _paint_abdomen(
         labels[organ & abdomen] = tissue
 
 
-def _paint_skeleton(labels: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray, p: ThoraxParams, lm: Landmarks) -> None:
+def _paint_skeleton(
+    labels: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray, p: ThoraxParams, lm: Landmarks
+) -> None:
     a, b = lm.cavity_a_mm, lm.cavity_b_mm
     soft = np.isin(labels, [Tissue.MUSCLE, Tissue.FAT, Tissue.MEDIASTINUM])
     # ribs: a 10 mm shell outside the cavity, sloping down anteriorly, cartilage near the sternum
@@ -296,7 +309,10 @@ def _grow_trees(grid: Grid, lung_mask: np.ndarray, lm: Landmarks, rng: np.random
     z, y, x = centred_axes_mm(grid)
     airways = central_airway_segments(lm)
     trees: dict[str, Tree] = {}
-    for name, label, bronchus in (("right", LungLabel.RIGHT_LUNG, airways[1]), ("left", LungLabel.LEFT_LUNG, airways[2])):
+    for name, label, bronchus in (
+        ("right", LungLabel.RIGHT_LUNG, airways[1]),
+        ("left", LungLabel.LEFT_LUNG, airways[2]),
+    ):
         idx = np.flatnonzero(lung_mask.ravel() == label)
         if idx.size < 50:
             continue

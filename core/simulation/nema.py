@@ -118,8 +118,18 @@ def nema_iec_body_phantom(
     if oversample < 1:
         raise SimulationParameterError(f"oversample must be >= 1, got {oversample}")
     z, y, x = _relative_axes(grid, centre_lps_mm)
-    box = _box(z, y, x, (0.5 * CAVITY_LENGTH_MM + WALL_MM, -ARC_RADIUS_MM - WALL_MM, POSTERIOR_DEPTH_MM + WALL_MM,
-                         ARC_RADIUS_MM + WALL_MM), grid.spacing_mm)
+    box = _box(
+        z,
+        y,
+        x,
+        (
+            0.5 * CAVITY_LENGTH_MM + WALL_MM,
+            -ARC_RADIUS_MM - WALL_MM,
+            POSTERIOR_DEPTH_MM + WALL_MM,
+            ARC_RADIUS_MM + WALL_MM,
+        ),
+        grid.spacing_mm,
+    )
     zb, yb, xb = z[box[0]], y[:, box[1]], x[:, :, box[2]]
     outer = _fraction(lambda a, b, c: _cavity_inside(a, b, c, -WALL_MM), zb, yb, xb, grid.spacing_mm, oversample)
     cavity = _fraction(lambda a, b, c: _cavity_inside(a, b, c, 0.0), zb, yb, xb, grid.spacing_mm, oversample)
@@ -195,7 +205,9 @@ def _cavity_inside(z: np.ndarray, y: np.ndarray, x: np.ndarray, offset_mm: float
 
 def _lung_inside(z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Inside the infinitely long lung-insert cylinder (clipped to the cavity by the caller)."""
-    return np.broadcast_to(x**2 + y**2 <= (0.5 * LUNG_INSERT_DIAMETER_MM) ** 2, np.broadcast_shapes(z.shape, y.shape, x.shape))
+    return np.broadcast_to(
+        x**2 + y**2 <= (0.5 * LUNG_INSERT_DIAMETER_MM) ** 2, np.broadcast_shapes(z.shape, y.shape, x.shape)
+    )
 
 
 def _sphere_inside(centre: tuple[float, float, float], radius: float) -> Callable[..., np.ndarray]:
@@ -224,7 +236,10 @@ def _fraction(
 
 
 def _box(
-    z: np.ndarray, y: np.ndarray, x: np.ndarray, extent: tuple[float, float, float, float],
+    z: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    extent: tuple[float, float, float, float],
     spacing_mm: tuple[float, float, float],
 ) -> tuple[slice, slice, slice]:
     """Index slices of the voxels within one voxel of ``|z| <= ez``, ``y0 <= y <= y1``, ``|x| <= ex``."""
@@ -243,7 +258,9 @@ def _span(selected: np.ndarray) -> slice:
     return slice(int(index[0]), int(index[-1]) + 1) if index.size else slice(0, 0)
 
 
-def _embed(values: np.ndarray, box: tuple[slice, slice, slice], shape: tuple[int, int, int], fill: object) -> np.ndarray:
+def _embed(
+    values: np.ndarray, box: tuple[slice, slice, slice], shape: tuple[int, int, int], fill: object
+) -> np.ndarray:
     """Full-grid array holding ``values`` in ``box`` and ``fill`` elsewhere."""
     out = np.full(shape, fill, dtype=values.dtype)
     out[box] = values

@@ -75,7 +75,9 @@ class Effects:
     solid: list[Pathology] = field(default_factory=list)
 
 
-def sample_pathologies(rng: np.random.Generator, trees: dict[str, Tree], lung_points: dict[str, np.ndarray]) -> list[Pathology]:
+def sample_pathologies(
+    rng: np.random.Generator, trees: dict[str, Tree], lung_points: dict[str, np.ndarray]
+) -> list[Pathology]:
     """Draw the pathologies of one case; about one case in six is healthy."""
     out: list[Pathology] = []
     for kind in KINDS:
@@ -168,7 +170,10 @@ def apply_pathologies(
             eff.ventilation *= 1.0 - 0.6 * near
             eff.perfusion *= 1.0 - 0.3 * near
         else:  # tumour: drawn at full CT resolution; function removed inside
-            region = side_mask & (((z - path.centre_mm[0]) ** 2 + (y - path.centre_mm[1]) ** 2 + (x - path.centre_mm[2]) ** 2) <= path.radius_mm**2)
+            region = side_mask & (
+                ((z - path.centre_mm[0]) ** 2 + (y - path.centre_mm[1]) ** 2 + (x - path.centre_mm[2]) ** 2)
+                <= path.radius_mm**2
+            )
             eff.ventilation *= ~region
             eff.perfusion *= ~region
             eff.solid.append(path)
@@ -177,8 +182,13 @@ def apply_pathologies(
 
 
 def _blob_weight(
-    z: np.ndarray, y: np.ndarray, x: np.ndarray, path: Pathology, spacing_mm: tuple[float, float, float],
-    rng: np.random.Generator, correlation_mm: float,
+    z: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    path: Pathology,
+    spacing_mm: tuple[float, float, float],
+    rng: np.random.Generator,
+    correlation_mm: float,
 ) -> np.ndarray:
     """Patchy lesion: random blobs (thresholded smooth noise) inside a sphere around the centre."""
     shape = np.broadcast_shapes(z.shape, y.shape, x.shape)
@@ -190,8 +200,13 @@ def _blob_weight(
 
 
 def _fibrosis_weight(
-    z: np.ndarray, y: np.ndarray, height: np.ndarray, cav_b: float, side_mask: np.ndarray,
-    spacing_mm: tuple[float, float, float], rng: np.random.Generator,
+    z: np.ndarray,
+    y: np.ndarray,
+    height: np.ndarray,
+    cav_b: float,
+    side_mask: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Basal, posterior/subpleural region and a reticular (net-like) texture within it."""
     from scipy import ndimage

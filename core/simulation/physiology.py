@@ -85,7 +85,11 @@ def base_function(
     het_v = _lognormal(n_shared, params.heterogeneity_sigma_v)
     het_q = _lognormal(rho * n_shared + np.sqrt(1.0 - rho**2) * n_q, params.heterogeneity_sigma_q)
     centred = dependency - 0.5
-    tissue = params.tissue_fraction_anterior * (1.0 + params.density_gradient * dependency) * (1.0 + params.density_texture * n_t)
+    tissue = (
+        params.tissue_fraction_anterior
+        * (1.0 + params.density_gradient * dependency)
+        * (1.0 + params.density_texture * n_t)
+    )
     sv = (1.0 + params.ventilation_gradient * centred) * het_v
     sq = (1.0 + params.perfusion_gradient * centred) * het_q
     return BaseFunction(tissue.astype(np.float32), sv.astype(np.float32), sq.astype(np.float32))

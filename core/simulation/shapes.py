@@ -28,15 +28,18 @@ def centred_axes_mm(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def ellipse_inside(
-    y: np.ndarray, x: np.ndarray, cy: np.ndarray | float, cx: np.ndarray | float, b: np.ndarray | float, a: np.ndarray | float
+    y: np.ndarray,
+    x: np.ndarray,
+    cy: np.ndarray | float,
+    cx: np.ndarray | float,
+    b: np.ndarray | float,
+    a: np.ndarray | float,
 ) -> np.ndarray:
     """Squared normalised radius ``((x-cx)/a)^2 + ((y-cy)/b)^2`` (< 1 inside); float32, broadcast shape."""
     return ((x - cx) / a) ** 2 + ((y - cy) / b) ** 2
 
 
-def segment_distance_mm(
-    points: np.ndarray, p0: np.ndarray, p1: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def segment_distance_mm(points: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance from points to the segment ``p0-p1`` and the position ``t`` in [0, 1] of the closest point.
 
     Parameters

@@ -114,7 +114,9 @@ def make_thorax_phantom(
     dependency = _dependency(coords[1], side, lm.cavity_b_mm)
     base = base_function(dependency, fgrid.spacing_mm, physiology, rng)
     tissue = np.clip(base.tissue_fraction * effects.tissue * (0.8 + 0.2 * effects.blood), 0.01, 1.0)
-    parenchyma = block_mean((anatomy.lung_mask > 0) * (1.0 - anatomy.vessel_fraction) * (1.0 - anatomy.airway_fraction), factors)
+    parenchyma = block_mean(
+        (anatomy.lung_mask > 0) * (1.0 - anatomy.vessel_fraction) * (1.0 - anatomy.airway_fraction), factors
+    )
     ventilation = _normalised(parenchyma * base.specific_ventilation * effects.ventilation, side)
     perfusion = _normalised(parenchyma * base.specific_perfusion * effects.perfusion, side)
     hu = _synthesise_ct(grid, anatomy, tissue, effects, ct_noise_hu, rng)
@@ -157,7 +159,11 @@ def _coarse_side(lung_mask: np.ndarray, factors: tuple[int, int, int]) -> np.nda
 
 
 def _lung_points(anatomy: Anatomy) -> dict[str, np.ndarray]:
-    return {name: anatomy.trees[f"artery_{name}"].points_mm for name in ("right", "left") if f"artery_{name}" in anatomy.trees}
+    return {
+        name: anatomy.trees[f"artery_{name}"].points_mm
+        for name in ("right", "left")
+        if f"artery_{name}" in anatomy.trees
+    }
 
 
 def _territories(anatomy: Anatomy, side: np.ndarray, coords: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
@@ -202,7 +208,9 @@ def _synthesise_ct(
     return to_stored_hu(hu)
 
 
-def _paint_solid_lesions(grid: Grid, anatomy: Anatomy, effects: Effects, hu: np.ndarray, rng: np.random.Generator) -> None:
+def _paint_solid_lesions(
+    grid: Grid, anatomy: Anatomy, effects: Effects, hu: np.ndarray, rng: np.random.Generator
+) -> None:
     """Tumours as lobulated solid nodules inside the lung mask; effusion as dependent fluid outside it."""
     kind_full = zoom_to_shape(effects.kind_map, grid.shape, order=0)
     effusion = (kind_full == KINDS.index("effusion") + 1) & (anatomy.lung_mask > 0)
@@ -216,7 +224,13 @@ def _paint_solid_lesions(grid: Grid, anatomy: Anatomy, effects: Effects, hu: np.
         centre = np.asarray(path.centre_mm, dtype=np.float32)
         lobes = centre + rng.normal(0.0, 0.35 * path.radius_mm, (4, 3)).astype(np.float32)
         radii = np.full(4, 0.65 * path.radius_mm, dtype=np.float32)
-        paint_capsules(frac, grid, np.vstack([centre, lobes]), np.vstack([centre, centre + 0 * lobes]), np.append(0.8 * path.radius_mm, radii))
+        paint_capsules(
+            frac,
+            grid,
+            np.vstack([centre, lobes]),
+            np.vstack([centre, centre + 0 * lobes]),
+            np.append(0.8 * path.radius_mm, radii),
+        )
         side = 1 if path.side == "right" else 2
         sel = (frac > 0.0) & (anatomy.lung_mask == side)
         hu[sel] = hu[sel] * (1.0 - frac[sel]) + 38.0 * frac[sel]

@@ -40,8 +40,17 @@ BONE_RELATIVE_UPTAKE = {
 }
 SOFT_TISSUE_UPTAKE = 0.06
 SOFT_TISSUES = (
-    Tissue.FAT, Tissue.MUSCLE, Tissue.MEDIASTINUM, Tissue.HEART, Tissue.GREAT_VESSEL, Tissue.SPLEEN,
-    Tissue.STOMACH, Tissue.SPINAL_CANAL, Tissue.OESOPHAGUS, Tissue.TUMOUR, Tissue.EFFUSION,
+    Tissue.FAT,
+    Tissue.MUSCLE,
+    Tissue.MEDIASTINUM,
+    Tissue.HEART,
+    Tissue.GREAT_VESSEL,
+    Tissue.SPLEEN,
+    Tissue.STOMACH,
+    Tissue.SPINAL_CANAL,
+    Tissue.OESOPHAGUS,
+    Tissue.TUMOUR,
+    Tissue.EFFUSION,
 )
 
 
@@ -77,9 +86,7 @@ def perfusion_activity(phantom: ThoraxPhantom, injected_mbq: float = MAA_INJECTE
 def ventilation_activity(phantom: ThoraxPhantom, deposited_mbq: float = TECHNEGAS_DEPOSITED_MBQ) -> np.ndarray:
     """Tc-99m Technegas activity: lungs in proportion to ventilation plus central-airway deposition."""
     _, factors = function_grid_for(phantom.grid)
-    obstruction = max(
-        (p.severity for p in phantom.pathologies if p.kind in ("obstruction", "emphysema")), default=0.0
-    )
+    obstruction = max((p.severity for p in phantom.pathologies if p.kind in ("obstruction", "emphysema")), default=0.0)
     central_fraction = 0.12 * obstruction
     airway = block_mean(phantom.labels == Tissue.AIRWAY, factors)
     lung = phantom.ventilation / phantom.ventilation.sum() * deposited_mbq * (1.0 - central_fraction)
@@ -107,7 +114,9 @@ def bone_activity(phantom: ThoraxPhantom, rng: np.random.Generator, n_lesions: i
     return BoneActivity((concentration * voxel_ml).astype(np.float32), lesion_mask, function_lesions, diameters)
 
 
-def _bone_lesions(phantom: ThoraxPhantom, rng: np.random.Generator, n_lesions: int | None) -> tuple[np.ndarray, list[float]]:
+def _bone_lesions(
+    phantom: ThoraxPhantom, rng: np.random.Generator, n_lesions: int | None
+) -> tuple[np.ndarray, list[float]]:
     """Spherical lesions centred on random bone voxels, restricted to bone; labelled 1..n on the CT grid."""
     grid = phantom.grid
     bone = np.isin(phantom.labels, (Tissue.CORTICAL_BONE, Tissue.MARROW))

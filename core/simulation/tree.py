@@ -128,7 +128,11 @@ def grow_tree(
 
 def _can_split(n_points: int, radius_mm: float, generation: int, params: TreeParams) -> bool:
     child_radius = radius_mm * 0.5 ** (1.0 / 3.0)
-    return n_points >= 2 * params.min_points and child_radius >= params.min_radius_mm and generation < params.max_generation
+    return (
+        n_points >= 2 * params.min_points
+        and child_radius >= params.min_radius_mm
+        and generation < params.max_generation
+    )
 
 
 def _split(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

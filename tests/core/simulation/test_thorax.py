@@ -89,7 +89,7 @@ def test_embolism_removes_perfusion_keeps_ventilation_and_is_subtle_on_ct():
     assert 0.9 < ratio_v < 1.1
     # mosaic attenuation: lower density, by tens of HU only
     lung_ct = (sick.labels == Tissue.LUNG) & (healthy.labels == Tissue.LUNG)
-    factors = tuple(int(round(f / c)) for f, c in zip(sick.function_grid.spacing_mm, GRID.spacing_mm))
+    factors = tuple(round(f / c) for f, c in zip(sick.function_grid.spacing_mm, GRID.spacing_mm))
     region_ct = np.repeat(np.repeat(np.repeat(region, factors[0], 0), factors[1], 1), factors[2], 2)[
         : GRID.shape[0], : GRID.shape[1], : GRID.shape[2]
     ]

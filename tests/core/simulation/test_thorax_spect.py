@@ -39,8 +39,13 @@ def perfusion_spect(phantom):
 def test_total_counts_follow_the_request(phantom):
     mu = hu_to_mu_per_mm(mu_source_hu(phantom))
     result = simulate_spect(
-        perfusion_activity(phantom), mu, phantom.function_grid, SpectAcquisition(), RECON,
-        np.random.default_rng(1), total_counts=2.0e6,
+        perfusion_activity(phantom),
+        mu,
+        phantom.function_grid,
+        SpectAcquisition(),
+        RECON,
+        np.random.default_rng(1),
+        total_counts=2.0e6,
     )
     assert abs(result.total_counts - 2.0e6) / 2.0e6 < 0.05
 
@@ -65,7 +70,9 @@ def test_fast_bone_spect_is_noisier(phantom):
     mu = hu_to_mu_per_mm(mu_source_hu(phantom))
     cov = {}
     for name, seconds in (("standard", 20.0), ("fast", 3.0)):
-        result = simulate_spect(bone.activity_mbq, mu, phantom.function_grid, SpectAcquisition(time_per_view_s=seconds), RECON, rng)
+        result = simulate_spect(
+            bone.activity_mbq, mu, phantom.function_grid, SpectAcquisition(time_per_view_s=seconds), RECON, rng
+        )
         truth = result.activity_on_spect_grid
         # uniform region: voxels whose true activity is within 10 % of the soft-tissue level, away from bone
         level = np.median(truth[truth > 0])
@@ -77,7 +84,7 @@ def test_fast_bone_spect_is_noisier(phantom):
 
 
 def test_function_grid_blocks_average_the_ct(phantom):
-    factors = tuple(int(round(f / c)) for f, c in zip(phantom.function_grid.spacing_mm, GRID.spacing_mm))
+    factors = tuple(round(f / c) for f, c in zip(phantom.function_grid.spacing_mm, GRID.spacing_mm))
     hu = block_mean(phantom.hu, factors)
     assert hu.shape == phantom.function_grid.shape
     assert abs(hu.mean() - phantom.hu.mean()) < 5.0

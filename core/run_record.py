@@ -1,0 +1,243 @@
+"""The machine-readable record of one application run (``run_record.json``).
+
+The record says what ran (versions, host), on what (series found, chosen and why,
+volume geometry) and how long each stage took.  It never holds patient names, IDs,
+birth dates, accession numbers or study dates: only UIDs, series-level descriptions
+and geometry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from core.geometry import Grid
+from core.series_selection import SelectionResult, SeriesVerdict
+
+logger = logging.getLogger(__name__)
+
+RECORD_VERSION = 1
+"""Version of the record's layout; bumped when a field changes meaning or is removed."""
+
+SOFTWARE_DISTRIBUTIONS: Mapping[str, tuple[str, ...]] = {
+    "monai-deploy-app-sdk": ("monai-deploy-app-sdk",),
+    "holoscan": ("holoscan-cu13", "holoscan-cu12", "holoscan"),
+    "torch": ("torch",),
+    "numpy": ("numpy",),
+    "pydicom": ("pydicom",),
+    "highdicom": ("highdicom",),
+    "SimpleITK": ("SimpleITK",),
+}
+"""Reported name -> installed distribution names to try, first found wins."""
+
+NOT_INSTALLED = "not installed"
+_NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
+_BYTES_PER_GIB = 1024**3
+
+
+class StageTimings:
+    """Wall-clock seconds spent in named stages, in the order they first ran; thread-safe.
+
+    Parameters
+    ----------
+    clock
+        Monotonic clock in seconds, ``time.perf_counter`` unless a test injects one.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seconds: dict[str, float] = {}
+        self._first_start_s: float | None = None
+
+    @contextmanager
+    def measure(self, stage: str) -> Iterator[None]:
+        """Add the time spent inside the ``with`` block to ``stage`` (also when it raises)."""
+        start = self._clock()
+        with self._lock:
+            if self._first_start_s is None:
+                self._first_start_s = start
+        try:
+            yield
+        finally:
+            elapsed = self._clock() - start
+            with self._lock:
+                self._seconds[stage] = self._seconds.get(stage, 0.0) + elapsed
+
+    @property
+    def first_start_s(self) -> float | None:
+        """Clock reading when the first stage started, None before any did."""
+        return self._first_start_s
+
+    def seconds(self) -> dict[str, float]:
+        """Seconds per stage, a copy."""
+        with self._lock:
+            return dict(self._seconds)
+
+
+@dataclass(frozen=True)
+class VolumeSummary:
+    """Geometry of a volume the application built from a chosen series.
+
+    ``shape`` is ``(nz, ny, nx)``, ``spacing_mm`` ``(dz, dy, dx)`` and ``origin_lps_mm`` the
+    LPS centre of voxel ``[0, 0, 0]``, as in :class:`core.geometry.Grid`.
+    """
+
+    role: str
+    series_instance_uid: str
+    shape: tuple[int, ...]
+    spacing_mm: tuple[float, ...]
+    origin_lps_mm: tuple[float, ...]
+    dtype: str
+
+    @classmethod
+    def from_grid(cls, role: str, series_instance_uid: str, volume: np.ndarray, grid: Grid) -> VolumeSummary:
+        """Summary of ``volume`` (shape ``grid.shape``) on ``grid``."""
+        if tuple(volume.shape) != tuple(grid.shape):
+            raise ValueError(f"volume shape {volume.shape} differs from its grid's shape {grid.shape}")
+        return cls(
+            role,
+            series_instance_uid,
+            tuple(grid.shape),
+            tuple(grid.spacing_mm),
+            tuple(grid.origin_lps_mm),
+            str(volume.dtype),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready mapping; floats rounded to micrometres."""
+        return {
+            "series_instance_uid": self.series_instance_uid,
+            "shape": list(self.shape),
+            "spacing_mm": [round(float(v), 6) for v in self.spacing_mm],
+            "origin_lps_mm": [round(float(v), 6) for v in self.origin_lps_mm],
+            "dtype": self.dtype,
+        }
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of Python and of the packages in :data:`SOFTWARE_DISTRIBUTIONS` (none is imported)."""
+    versions = {"python": platform.python_version()}
+    for name, distributions in SOFTWARE_DISTRIBUTIONS.items():
+        versions[name] = NOT_INSTALLED
+        for distribution in distributions:
+            try:
+                versions[name] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+def host_info() -> dict[str, object]:
+    """CPU count, usable CPUs, memory, platform and NVIDIA driver (None without one); no host name."""
+    pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    page_size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+    driver = _NVIDIA_DRIVER_FILE.read_text().splitlines()[0].strip() if _NVIDIA_DRIVER_FILE.is_file() else None
+    return {
+        "cpu_count": os.cpu_count(),
+        "usable_cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": round(pages * page_size / _BYTES_PER_GIB, 1),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "nvidia_driver": driver,
+    }
+
+
+def series_entry(verdict: SeriesVerdict) -> dict[str, object]:
+    """One found series and the decision about it, JSON-ready."""
+    s = verdict.summary
+    return {
+        "series_instance_uid": s.series_instance_uid,
+        "study_instance_uid": s.study_instance_uid,
+        "series_number": s.series_number,
+        "modality": s.modality,
+        "series_description": s.series_description,
+        "number_of_instances": s.n_instances,
+        "number_of_slices": s.n_slices,
+        "orientation": s.orientation,
+        "image_type": list(s.image_type),
+        "radiopharmaceuticals": list(s.radiopharmaceuticals),
+        "classification": verdict.role,
+        "decision": verdict.decision,
+        "reason": verdict.reason,
+    }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What is known about a run before it starts.
+
+    ``started_perf_s`` is a reading of the same monotonic clock as the :class:`StageTimings`.
+    """
+
+    app_name: str
+    app_version: str
+    input_dir: Path
+    output_dir: Path
+    started_at: datetime
+    started_perf_s: float
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a finished run knows about itself; turned into the record by :func:`build_run_record`."""
+
+    context: RunContext
+    selection: SelectionResult
+    volumes: Sequence[VolumeSummary]
+    timings: StageTimings
+    ended_at: datetime
+    ended_perf_s: float
+    status: str
+    warnings: Sequence[str] = ()
+
+
+def build_run_record(facts: RunFacts) -> dict[str, object]:
+    """The run record as a JSON-ready dict (see the module docstring for what it never holds)."""
+    context = facts.context
+    first_start = facts.timings.first_start_s
+    startup = None if first_start is None else round(first_start - context.started_perf_s, 3)
+    return {
+        "record_version": RECORD_VERSION,
+        "app": {"name": context.app_name, "version": context.app_version},
+        "status": facts.status,
+        "started_at": context.started_at.isoformat(timespec="milliseconds"),
+        "ended_at": facts.ended_at.isoformat(timespec="milliseconds"),
+        "timings_s": {
+            "total_wall": round(facts.ended_perf_s - context.started_perf_s, 3),
+            "before_first_operator": startup,
+            "operators": {name: round(s, 3) for name, s in facts.timings.seconds().items()},
+        },
+        "software": software_versions(),
+        "host": host_info(),
+        "input_folder": str(context.input_dir),
+        "output_folder": str(context.output_dir),
+        "study_instance_uid": facts.selection.study_instance_uid,
+        "series_found": [series_entry(v) for v in facts.selection.verdicts],
+        "series_chosen": {
+            role: {"series_instance_uid": v.summary.series_instance_uid, "reason": v.reason}
+            for role, v in facts.selection.chosen.items()
+        },
+        "volumes": {v.role: v.as_dict() for v in facts.volumes},
+        "warnings": list(facts.warnings),
+    }
+
+
+def write_run_record(record: Mapping[str, object], path: Path) -> Path:
+    """Write ``record`` as indented UTF-8 JSON to ``path`` and return ``path``."""
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    logger.debug("Wrote the run record to %s", path)
+    return path

@@ -1,0 +1,519 @@
+"""Which series of a study the application uses, and why.
+
+Pure functions over pydicom datasets and small frozen records; no framework imports.
+The rules are data (:class:`SelectionRules`); their values live in the app's config.
+
+Roles a series can take:
+
+* ``"ct"``: the chest CT, a stack of axial single-frame CT images.  Among several, the
+  one with the most slices wins, then the thinnest, then the lowest series number.
+* ``"perfusion"``, ``"ventilation"``, ``"bone"``: a reconstructed tomographic NM (SPECT)
+  volume in one multi-frame instance, classified by its radiopharmaceutical (Radiopharmaceutical
+  Information Sequence), with the SeriesDescription as a fallback.  Among several of one
+  tracer, attenuation-corrected ones win, then the one with most slices.
+
+Nothing here reads or reports patient names, IDs or birth dates.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+
+from core.errors import NoMatchingSeriesError
+
+CT_ROLE = "ct"
+CHOSEN = "chosen"
+NOT_CHOSEN = "not chosen"
+REJECTED = "rejected"
+_POSITION_DECIMALS = 3
+
+
+@dataclass(frozen=True)
+class TracerRule:
+    """How to recognise one NM tracer.
+
+    Parameters
+    ----------
+    tracer
+        Role name, e.g. ``"perfusion"``.
+    radiopharmaceutical_pattern
+        Regular expression (case-insensitive) searched in the CodeMeaning of the
+        Radiopharmaceutical Code Sequence and in the Radiopharmaceutical text.
+    description_pattern
+        Regular expression (case-insensitive) searched in SeriesDescription when the
+        radiopharmaceutical names no tracer.
+    """
+
+    tracer: str
+    radiopharmaceutical_pattern: str
+    description_pattern: str
+
+    def __post_init__(self) -> None:
+        for name in ("radiopharmaceutical_pattern", "description_pattern"):
+            try:
+                re.compile(getattr(self, name))
+            except re.error as error:
+                raise ValueError(
+                    f"TracerRule {self.tracer!r}: {name} is not a valid regular expression: {error}"
+                ) from error
+
+
+@dataclass(frozen=True)
+class CtRule:
+    """What makes a series a usable chest CT.
+
+    Parameters
+    ----------
+    modality
+        DICOM Modality, ``"CT"``.
+    sop_class_uids
+        Accepted SOP classes (single-frame CT Image Storage).
+    excluded_image_types
+        ImageType values that disqualify a series (``"LOCALIZER"``).
+    max_tilt_deg
+        Largest angle in degrees between the slice normal and the patient's z axis.
+    min_slices
+        Fewest distinct slice positions that make a volume.
+    """
+
+    modality: str
+    sop_class_uids: tuple[str, ...]
+    excluded_image_types: tuple[str, ...]
+    max_tilt_deg: float
+    min_slices: int
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.max_tilt_deg < 90.0:
+            raise ValueError(f"CtRule.max_tilt_deg must be in (0, 90) degrees, got {self.max_tilt_deg}")
+        if self.min_slices < 1:
+            raise ValueError(f"CtRule.min_slices must be at least 1, got {self.min_slices}")
+
+
+@dataclass(frozen=True)
+class NmRule:
+    """What makes a series a usable tomographic NM (SPECT) volume.
+
+    Parameters
+    ----------
+    modality
+        DICOM Modality, ``"NM"``.
+    sop_class_uids
+        Accepted SOP classes (NM Image Storage).
+    required_image_type
+        ImageType value every candidate carries (``"RECON TOMO"``).
+    excluded_image_types
+        ImageType values that disqualify a series (``"TRANSMISSION"``: attenuation maps).
+    max_tilt_deg
+        Largest angle in degrees between the slice normal and the patient's z axis.
+    tracers
+        How each tracer is recognised, in order of precedence.
+    """
+
+    modality: str
+    sop_class_uids: tuple[str, ...]
+    required_image_type: str
+    excluded_image_types: tuple[str, ...]
+    max_tilt_deg: float
+    tracers: tuple[TracerRule, ...]
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.max_tilt_deg < 90.0:
+            raise ValueError(f"NmRule.max_tilt_deg must be in (0, 90) degrees, got {self.max_tilt_deg}")
+        names = [rule.tracer for rule in self.tracers]
+        if len(set(names)) != len(names) or CT_ROLE in names:
+            raise ValueError(f"NmRule.tracers must have distinct names other than {CT_ROLE!r}, got {names}")
+
+
+@dataclass(frozen=True)
+class SelectionRules:
+    """All selection rules of the application."""
+
+    ct: CtRule
+    nm: NmRule
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Every role a series can be chosen for, CT first."""
+        return (CT_ROLE, *(rule.tracer for rule in self.nm.tracers))
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """What the selection needs to know about one series; free of patient identifiers.
+
+    ``slice_normal`` is the unit normal ``row x column`` of ImageOrientationPatient
+    (for NM taken from the Detector Information Sequence), or None when absent.
+    ``n_slices`` counts distinct slice positions (single-frame) or frames (multi-frame).
+    """
+
+    series_instance_uid: str
+    study_instance_uid: str
+    modality: str
+    sop_class_uid: str
+    series_description: str
+    series_number: int | None
+    n_instances: int
+    n_slices: int
+    image_type: tuple[str, ...]
+    slice_normal: tuple[float, float, float] | None
+    slice_thickness_mm: float | None
+    uniform_geometry: bool
+    attenuation_corrected: bool
+    radiopharmaceuticals: tuple[str, ...] = field(default=())
+
+    @property
+    def orientation(self) -> str:
+        """``"axial"``, ``"coronal"``, ``"sagittal"`` (dominant axis of the normal) or ``"unknown"``."""
+        if self.slice_normal is None:
+            return "unknown"
+        return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(self.slice_normal)))]
+
+    def tilt_deg(self) -> float | None:
+        """Angle in degrees between the slice normal and the patient z axis, None if unknown."""
+        if self.slice_normal is None:
+            return None
+        return math.degrees(math.acos(min(1.0, abs(self.slice_normal[2]))))
+
+    def describe(self) -> str:
+        """One line for logs: number, modality, description, size and orientation."""
+        number = "?" if self.series_number is None else str(self.series_number)
+        return (
+            f"series {number} ({self.modality}, '{self.series_description}', {self.n_instances} instance(s), "
+            f"{self.n_slices} slice(s), {self.orientation})"
+        )
+
+
+@dataclass(frozen=True)
+class SeriesVerdict:
+    """The decision about one series: ``decision`` is CHOSEN, NOT_CHOSEN or REJECTED."""
+
+    summary: SeriesSummary
+    role: str | None
+    decision: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """Every series found, each with its verdict."""
+
+    verdicts: tuple[SeriesVerdict, ...]
+
+    @property
+    def chosen(self) -> dict[str, SeriesVerdict]:
+        """Chosen series by role."""
+        return {v.role: v for v in self.verdicts if v.decision == CHOSEN and v.role is not None}
+
+    @property
+    def study_instance_uid(self) -> str | None:
+        """The study the chosen series belong to, None when nothing was chosen."""
+        chosen = list(self.chosen.values())
+        return chosen[0].summary.study_instance_uid if chosen else None
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """Headers found in an input folder, and the files that are not DICOM Part 10."""
+
+    n_files: int
+    series: tuple[SeriesSummary, ...]
+    non_dicom_files: tuple[Path, ...]
+
+    @property
+    def n_dicom_files(self) -> int:
+        """Number of DICOM Part 10 files."""
+        return self.n_files - len(self.non_dicom_files)
+
+
+def scan_folder(folder: Path) -> FolderScan:
+    """Read the headers (no pixel data) of every DICOM Part 10 file under ``folder``.
+
+    Files without the ``DICM`` preamble are listed as non-DICOM, as the SDK's DICOM loader skips
+    them; an unreadable file raises ``OSError``.
+    """
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    by_series: dict[str, list[Dataset]] = {}
+    non_dicom = []
+    for path in files:
+        try:
+            ds = dcmread(path, stop_before_pixels=True)
+        except InvalidDicomError:
+            non_dicom.append(path)
+            continue
+        if "SeriesInstanceUID" in ds and "StudyInstanceUID" in ds:
+            by_series.setdefault(str(ds.SeriesInstanceUID), []).append(ds)
+    summaries = tuple(summarize_series(group) for group in by_series.values())
+    return FolderScan(len(files), summaries, tuple(non_dicom))
+
+
+def summarize_series(datasets: Sequence[Dataset]) -> SeriesSummary:
+    """Summarise the instances of one series (headers suffice; pixel data is not read)."""
+    if not datasets:
+        raise ValueError("summarize_series needs at least one dataset, got none")
+    first = datasets[0]
+    n_frames = [int(ds.get("NumberOfFrames", 1) or 1) for ds in datasets]
+    if max(n_frames) > 1:
+        n_slices = sum(n_frames)
+    else:
+        positions = {_rounded(ds.ImagePositionPatient) for ds in datasets if "ImagePositionPatient" in ds}
+        n_slices = len(positions) if positions else len(datasets)
+    normal = _slice_normal(first)
+    return SeriesSummary(
+        series_instance_uid=str(first.SeriesInstanceUID),
+        study_instance_uid=str(first.StudyInstanceUID),
+        modality=str(first.get("Modality", "")).upper(),
+        sop_class_uid=str(first.get("SOPClassUID", "")),
+        series_description=str(first.get("SeriesDescription", "") or ""),
+        series_number=int(first.SeriesNumber) if first.get("SeriesNumber") not in (None, "") else None,
+        n_instances=len(datasets),
+        n_slices=n_slices,
+        image_type=tuple(str(v).strip().upper() for v in _as_list(first.get("ImageType"))),
+        slice_normal=None if normal is None else (float(normal[0]), float(normal[1]), float(normal[2])),
+        slice_thickness_mm=float(first.SliceThickness) if first.get("SliceThickness") not in (None, "") else None,
+        uniform_geometry=len({_geometry_key(ds) for ds in datasets}) == 1,
+        attenuation_corrected="ATTN" in {str(v).upper() for v in _as_list(first.get("CorrectedImage"))},
+        radiopharmaceuticals=_radiopharmaceutical_texts(first),
+    )
+
+
+def classify_tracer(summary: SeriesSummary, tracers: Sequence[TracerRule]) -> tuple[str | None, str]:
+    """Tracer of an NM series and how it was recognised.
+
+    Returns
+    -------
+    tracer, reason
+        ``tracer`` is None when the series names no tracer or several; ``reason`` says why.
+    """
+    by_pharmaceutical = _matches(summary.radiopharmaceuticals, tracers, "radiopharmaceutical_pattern")
+    if len(by_pharmaceutical) == 1:
+        tracer, text = next(iter(by_pharmaceutical.items()))
+        return tracer, f"radiopharmaceutical '{text}'"
+    if len(by_pharmaceutical) > 1:
+        return None, f"radiopharmaceutical names several tracers ({', '.join(sorted(by_pharmaceutical))})"
+    description = (summary.series_description,)
+    by_description = _matches(description, tracers, "description_pattern")
+    by_description.update(_matches(description, tracers, "radiopharmaceutical_pattern"))
+    if len(by_description) == 1:
+        tracer = next(iter(by_description))
+        return tracer, f"SeriesDescription '{summary.series_description}'"
+    known = ", ".join(f"'{t}'" for t in summary.radiopharmaceuticals) or "none given"
+    return None, (
+        f"tracer not recognised (radiopharmaceutical: {known}; SeriesDescription: '{summary.series_description}')"
+    )
+
+
+def assess_series(summary: SeriesSummary, rules: SelectionRules) -> tuple[str | None, str]:
+    """The role a series qualifies for (None if none) and why."""
+    if summary.modality == rules.ct.modality:
+        return _assess_ct(summary, rules.ct)
+    if summary.modality == rules.nm.modality:
+        return _assess_nm(summary, rules.nm)
+    return None, f"modality {summary.modality or 'missing'} is not used by this application"
+
+
+def select_series(summaries: Sequence[SeriesSummary], rules: SelectionRules) -> SelectionResult:
+    """Choose at most one series per role, all from one study.
+
+    Raises
+    ------
+    NoMatchingSeriesError
+        If no series qualifies for any role; the message lists what was found.
+    """
+    ordered = sorted(summaries, key=lambda s: (_or_inf(s.series_number), s.series_instance_uid))
+    assessed = [(s, *assess_series(s, rules)) for s in ordered]
+    study = _best_study([(s, role) for s, role, _ in assessed])
+    winners = {
+        role: _best_candidate(role, [s for s, r, _ in assessed if r == role and s.study_instance_uid == study])
+        for role in rules.roles
+    }
+    verdicts = tuple(_verdict(s, role, reason, winners, study) for s, role, reason in assessed)
+    result = SelectionResult(verdicts)
+    if not result.chosen:
+        raise NoMatchingSeriesError(_no_match_message(verdicts))
+    return result
+
+
+def selection_warnings(result: SelectionResult, rules: SelectionRules) -> list[str]:
+    """Findings a user may want to act on.
+
+    Qualifying series from more than one study, and reconstructed SPECT series that were
+    rejected (unknown tracer, split over instances, not axial).  Localizers, reformats and
+    other modalities are rejected silently: they are expected in every study.
+    """
+    warnings = []
+    studies = {v.summary.study_instance_uid for v in result.verdicts if v.role is not None}
+    if len(studies) > 1:
+        warnings.append(
+            f"qualifying series come from {len(studies)} studies; only study {result.study_instance_uid} was used"
+        )
+    for verdict in result.verdicts:
+        image_type = set(verdict.summary.image_type)
+        if (
+            verdict.decision == REJECTED
+            and verdict.summary.modality == rules.nm.modality
+            and rules.nm.required_image_type in image_type
+            and not image_type & set(rules.nm.excluded_image_types)
+        ):
+            warnings.append(f"SPECT {verdict.summary.describe()} was not used: {verdict.reason}")
+    return warnings
+
+
+def _assess_ct(summary: SeriesSummary, rule: CtRule) -> tuple[str | None, str]:
+    if summary.sop_class_uid not in rule.sop_class_uids:
+        return None, f"CT SOP class {summary.sop_class_uid} is not single-frame CT Image Storage"
+    excluded = sorted(set(summary.image_type) & set(rule.excluded_image_types))
+    if excluded:
+        return None, f"{excluded[0].lower()} image (ImageType {_joined(summary.image_type)})"
+    tilt = summary.tilt_deg()
+    if tilt is None and "AXIAL" not in summary.image_type:
+        return None, "orientation unknown (no ImageOrientationPatient and ImageType is not AXIAL)"
+    if tilt is not None and tilt > rule.max_tilt_deg:
+        return None, f"not axial ({summary.orientation}, slice normal {tilt:.0f} deg from the patient axis)"
+    if not summary.uniform_geometry:
+        return None, "slices differ in size or orientation"
+    if summary.n_slices < rule.min_slices:
+        return None, f"only {summary.n_slices} slice(s); a volume needs at least {rule.min_slices}"
+    return CT_ROLE, "axial CT"
+
+
+def _assess_nm(summary: SeriesSummary, rule: NmRule) -> tuple[str | None, str]:
+    image_type = _joined(summary.image_type)
+    if summary.sop_class_uid not in rule.sop_class_uids:
+        return None, f"NM SOP class {summary.sop_class_uid} is not NM Image Storage"
+    if rule.required_image_type not in summary.image_type:
+        return None, f"not a reconstructed tomographic image (ImageType {image_type})"
+    if set(summary.image_type) & set(rule.excluded_image_types):
+        return None, f"transmission / attenuation map (ImageType {image_type})"
+    if summary.n_instances != 1:
+        return None, f"volume spread over {summary.n_instances} instances; expected one multi-frame instance"
+    tilt = summary.tilt_deg()
+    if tilt is None or tilt > rule.max_tilt_deg:
+        return None, f"not an axial volume ({summary.orientation})"
+    tracer, how = classify_tracer(summary, rule.tracers)
+    if tracer is None:
+        return None, how
+    return tracer, f"reconstructed SPECT, {tracer} by {how}"
+
+
+def _best_study(candidates: Sequence[tuple[SeriesSummary, str | None]]) -> str | None:
+    """The study with the most distinct roles, then most qualifying series, then the lowest UID."""
+    roles: dict[str, set[str]] = {}
+    counts: dict[str, int] = {}
+    for summary, role in candidates:
+        if role is not None:
+            roles.setdefault(summary.study_instance_uid, set()).add(role)
+            counts[summary.study_instance_uid] = counts.get(summary.study_instance_uid, 0) + 1
+    if not roles:
+        return None
+    return min(roles, key=lambda uid: (-len(roles[uid]), -counts[uid], uid))
+
+
+def _best_candidate(role: str, candidates: Sequence[SeriesSummary]) -> SeriesSummary | None:
+    if not candidates:
+        return None
+    if role == CT_ROLE:
+        return min(
+            candidates,
+            key=lambda s: (-s.n_slices, _or_inf(s.slice_thickness_mm), _or_inf(s.series_number), s.series_instance_uid),
+        )
+    return min(
+        candidates,
+        key=lambda s: (not s.attenuation_corrected, -s.n_slices, _or_inf(s.series_number), s.series_instance_uid),
+    )
+
+
+def _verdict(
+    summary: SeriesSummary, role: str | None, reason: str, winners: dict[str, SeriesSummary | None], study: str | None
+) -> SeriesVerdict:
+    if role is None:
+        return SeriesVerdict(summary, None, REJECTED, reason)
+    if summary.study_instance_uid != study:
+        return SeriesVerdict(summary, role, NOT_CHOSEN, f"{reason}, but from another study than the chosen series")
+    winner = winners[role]
+    if winner is summary:
+        return SeriesVerdict(summary, role, CHOSEN, f"{reason}; {_preference(role, summary)}")
+    assert winner is not None
+    return SeriesVerdict(summary, role, NOT_CHOSEN, f"{reason}, but {winner.describe()} is preferred")
+
+
+def _preference(role: str, summary: SeriesSummary) -> str:
+    if role == CT_ROLE:
+        thickness = "" if summary.slice_thickness_mm is None else f", {summary.slice_thickness_mm:g} mm thick"
+        return f"most slices ({summary.n_slices}{thickness})"
+    corrected = "attenuation-corrected, " if summary.attenuation_corrected else ""
+    return f"{corrected}{summary.n_slices} slices"
+
+
+def _no_match_message(verdicts: Iterable[SeriesVerdict]) -> str:
+    found = "; ".join(f"{v.summary.describe()}: {v.reason}" for v in verdicts) or "no series"
+    return f"no chest CT or lung/bone SPECT series found (found: {found})"
+
+
+def _matches(texts: Iterable[str], tracers: Sequence[TracerRule], attribute: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for text in texts:
+        for rule in tracers:
+            if text and re.search(getattr(rule, attribute), text, re.IGNORECASE):
+                found.setdefault(rule.tracer, text)
+    return found
+
+
+def _radiopharmaceutical_texts(ds: Dataset) -> tuple[str, ...]:
+    texts: list[str] = []
+    for item in ds.get("RadiopharmaceuticalInformationSequence", []):
+        texts.extend(str(code.get("CodeMeaning", "")) for code in item.get("RadiopharmaceuticalCodeSequence", []))
+        texts.append(str(item.get("Radiopharmaceutical", "") or ""))
+    return tuple(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
+
+
+def _orientation(ds: Dataset) -> list[float] | None:
+    if "ImageOrientationPatient" in ds:
+        return [float(v) for v in ds.ImageOrientationPatient]
+    for item in ds.get("DetectorInformationSequence", []):
+        if "ImageOrientationPatient" in item:
+            return [float(v) for v in item.ImageOrientationPatient]
+    return None
+
+
+def _slice_normal(ds: Dataset) -> np.ndarray | None:
+    iop = _orientation(ds)
+    if iop is None or len(iop) != 6:
+        return None
+    normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
+    norm = float(np.linalg.norm(normal))
+    return None if norm == 0.0 else normal / norm
+
+
+def _geometry_key(ds: Dataset) -> tuple[object, ...]:
+    iop = _orientation(ds)
+    return (ds.get("Rows"), ds.get("Columns"), None if iop is None else _rounded(iop))
+
+
+def _rounded(values: Iterable[object]) -> tuple[float, ...]:
+    return tuple(round(float(v), _POSITION_DECIMALS) for v in values)  # type: ignore[arg-type]
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple, MultiValue)):
+        return list(value)
+    return [value]
+
+
+def _joined(image_type: tuple[str, ...]) -> str:
+    return "\\".join(image_type) or "missing"
+
+
+def _or_inf(value: float | int | None) -> float:
+    return math.inf if value is None else float(value)
