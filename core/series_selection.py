@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +93,7 @@ class CtRule:
     min_slices: int
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.max_tilt_deg < 90.0:
-            raise ValueError(f"CtRule.max_tilt_deg must be in (0, 90) degrees, got {self.max_tilt_deg}")
+        _check_tilt("CtRule", self.max_tilt_deg)
         if self.min_slices < 1:
             raise ValueError(f"CtRule.min_slices must be at least 1, got {self.min_slices}")
 
@@ -127,8 +126,7 @@ class NmRule:
     tracers: tuple[TracerRule, ...]
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.max_tilt_deg < 90.0:
-            raise ValueError(f"NmRule.max_tilt_deg must be in (0, 90) degrees, got {self.max_tilt_deg}")
+        _check_tilt("NmRule", self.max_tilt_deg)
         names = [rule.tracer for rule in self.tracers]
         if len(set(names)) != len(names) or CT_ROLE in names:
             raise ValueError(f"NmRule.tracers must have distinct names other than {CT_ROLE!r}, got {names}")
@@ -169,7 +167,7 @@ class SeriesSummary:
     slice_thickness_mm: float | None
     uniform_geometry: bool
     attenuation_corrected: bool
-    radiopharmaceuticals: tuple[str, ...] = field(default=())
+    radiopharmaceuticals: tuple[str, ...]
 
     @property
     def orientation(self) -> str:
@@ -307,9 +305,7 @@ def classify_tracer(summary: SeriesSummary, tracers: Sequence[TracerRule]) -> tu
         tracer = next(iter(by_description))
         return tracer, f"SeriesDescription '{summary.series_description}'"
     known = ", ".join(f"'{t}'" for t in summary.radiopharmaceuticals) or "none given"
-    return None, (
-        f"tracer not recognised (radiopharmaceutical: {known}; SeriesDescription: '{summary.series_description}')"
-    )
+    return None, f"tracer not recognised (radiopharmaceutical: {known}; '{summary.series_description}')"
 
 
 def assess_series(summary: SeriesSummary, rules: SelectionRules) -> tuple[str | None, str]:
@@ -336,10 +332,10 @@ def select_series(summaries: Sequence[SeriesSummary], rules: SelectionRules) -> 
         role: _best_candidate(role, [s for s, r, _ in assessed if r == role and s.study_instance_uid == study])
         for role in rules.roles
     }
-    verdicts = tuple(_verdict(s, role, reason, winners, study) for s, role, reason in assessed)
-    result = SelectionResult(verdicts)
+    result = SelectionResult(tuple(_verdict(s, role, reason, winners, study) for s, role, reason in assessed))
     if not result.chosen:
-        raise NoMatchingSeriesError(_no_match_message(verdicts))
+        found = "; ".join(f"{v.summary.describe()}: {v.reason}" for v in result.verdicts) or "no series"
+        raise NoMatchingSeriesError(f"no chest CT or lung/bone SPECT series found (found: {found})")
     return result
 
 
@@ -454,11 +450,6 @@ def _preference(role: str, summary: SeriesSummary) -> str:
     return f"{corrected}{summary.n_slices} slices"
 
 
-def _no_match_message(verdicts: Iterable[SeriesVerdict]) -> str:
-    found = "; ".join(f"{v.summary.describe()}: {v.reason}" for v in verdicts) or "no series"
-    return f"no chest CT or lung/bone SPECT series found (found: {found})"
-
-
 def _matches(texts: Iterable[str], tracers: Sequence[TracerRule], attribute: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for text in texts:
@@ -513,6 +504,11 @@ def _as_list(value: object) -> list[object]:
 
 def _joined(image_type: tuple[str, ...]) -> str:
     return "\\".join(image_type) or "missing"
+
+
+def _check_tilt(owner: str, max_tilt_deg: float) -> None:
+    if not 0.0 < max_tilt_deg < 90.0:
+        raise ValueError(f"{owner}.max_tilt_deg must be in (0, 90) degrees, got {max_tilt_deg}")
 
 
 def _or_inf(value: float | int | None) -> float:

@@ -22,7 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
     parser.add_argument("--first-seed", type=int, default=0, help="seed of the first case (default 0)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="training", help="CT size (default training)")
-    parser.add_argument("--kind", choices=STUDY_KINDS, default="lung", help="lung: CT+Q+V SPECT; bone: CT+MDP SPECT")
+    parser.add_argument(
+        "--kind",
+        choices=STUDY_KINDS,
+        default="lung",
+        help="lung: CT+Q+V SPECT; bone: CT+MDP SPECT; nema: NEMA IEC phantom",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.cases < 1:

@@ -3,7 +3,8 @@
 A *lung* study holds a chest CT and Tc-99m MAA perfusion and Tc-99m Technegas ventilation
 SPECT (seed 000/001 protocol: 60 views x 30 s over 360 degrees, 128^3 at 4.42 mm).  A *bone*
 study holds a CT and two Tc-99m MDP SPECT acquisitions of the same object, standard
-(20 s/view) and 1/7-time (3 s/view), 60 views (seed 003 protocol).  All series share one
+(20 s/view) and 1/7-time (3 s/view), 60 views (seed 003 protocol).  A *nema* study acquires
+the NEMA IEC body phantom (spheres 12:1, seed 003) both ways, for evaluation only.  All series share one
 Frame of Reference.  Output layout::
 
     OUT/dicom/CT_0001.dcm ...           CT Image Storage, one file per slice
@@ -33,13 +34,14 @@ from core.dicom.nm_writer import write_nm_series
 from core.dicom.study import synthetic_patient_study
 from core.geometry import Grid
 from core.simulation.calibration import ct_ventilation_spearman
+from core.simulation.nema import nema_iec_body_phantom
 from core.simulation.spect import ReconParams, SpectAcquisition, SpectResult, hu_to_mu_per_mm, simulate_spect
 from core.simulation.thorax import ThoraxPhantom, make_thorax_phantom
 from core.simulation.tracers import bone_activity, mu_source_hu, perfusion_activity, ventilation_activity
 
 logger = logging.getLogger(__name__)
 
-STUDY_KINDS = ("lung", "bone")
+STUDY_KINDS = ("lung", "bone", "nema")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def generate_study(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        record = _generate(tmp, spec, seed, kind, progress or (lambda _step: None))
+        generate = _generate_nema if kind == "nema" else _generate
+        record = generate(tmp, spec, seed, kind, progress or (lambda _step: None))
         tmp.rename(out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -91,6 +94,7 @@ def generate_study(
 
 
 def _generate(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: Callable[[str], None]) -> dict:
+    """Thorax phantom case: CT plus lung (Q, V) or bone (standard, 1/7) SPECT."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     grid = Grid.centred(spec.ct_shape, spec.ct_spacing_mm)
@@ -130,6 +134,64 @@ def _generate(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: Callab
         )
     record = write_truth(tmp / "ground_truth", phantom, spects, extra, kind)
     record["timings"] = {**timings, "total_s": time.perf_counter() - t0}
+    (tmp / "ground_truth" / "truth.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _generate_nema(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: Callable[[str], None]) -> dict:
+    """NEMA IEC body phantom: CT plus standard and 1/7-time SPECT, spheres and background as truth."""
+    t0 = time.perf_counter()
+    grid = Grid.centred(spec.ct_shape, spec.ct_spacing_mm)
+    nema = nema_iec_body_phantom(grid)
+    rng = np.random.default_rng([seed, 11])
+    study = synthetic_patient_study(rng)
+    frame_of_reference = generate_uid()
+    dicom = tmp / "dicom"
+    dicom.mkdir()
+    write_ct_series(
+        nema.hu,
+        grid,
+        study,
+        dicom,
+        frame_of_reference_uid=frame_of_reference,
+        series_description="NEMA IEC body phantom CT (synthetic)",
+    )
+    spheres = np.zeros(grid.shape, dtype=np.uint8)
+    for number, diameter in enumerate(sorted(nema.sphere_masks), start=1):
+        spheres[nema.sphere_masks[diameter]] = number
+    record: dict = {
+        "kind": kind,
+        "seed": seed,
+        "synthetic": "digital phantom, research use only",
+        "ct_grid": _grid_record(grid),
+        "sphere_diameters_mm": sorted(nema.sphere_masks),
+        "spect": {},
+    }
+    arrays = {"sphere_labels": spheres, "background_mask": nema.background_mask}
+    for number, (name, seconds) in enumerate(
+        (("bone_standard", spec.bone_standard_time_per_view_s), ("bone_fast", spec.bone_fast_time_per_view_s)), start=2
+    ):
+        acquisition = SpectAcquisition(time_per_view_s=seconds)
+        result = simulate_spect(nema.activity_mbq(), nema.mu_per_mm, grid, acquisition, spec.recon, rng)
+        write_nm_series(
+            result.recon,
+            result.spect_grid,
+            study,
+            dicom / f"NM_NEMA_{name.upper()}.dcm",
+            frame_of_reference_uid=frame_of_reference,
+            tracer="bone",
+            n_views=acquisition.n_views,
+            time_per_view_s=seconds,
+            series_number=number,
+            series_description=f"NEMA IEC phantom SPECT Tc-99m {seconds:g}s/view (synthetic)",
+        )
+        arrays[f"activity_{name}"] = result.activity_on_spect_grid
+        record["spect"][name] = {"time_per_view_s": seconds, "total_counts": result.total_counts}
+        record["spect_grid"] = _grid_record(result.spect_grid)
+        progress(name)
+    (tmp / "ground_truth").mkdir()
+    np.savez_compressed(tmp / "ground_truth" / "truth.npz", **arrays)
+    record["timings"] = {"total_s": time.perf_counter() - t0}
     (tmp / "ground_truth" / "truth.json").write_text(json.dumps(record, indent=2))
     return record
 

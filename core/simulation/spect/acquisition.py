@@ -72,7 +72,9 @@ class SpectAcquisition:
                 raise SimulationParameterError(f"{name} must be > 0, got {getattr(self, name)}")
         low, high = self.energy_window_kev
         if not 0 < low < high:
-            raise SimulationParameterError(f"energy_window_kev must be (low, high) with 0 < low < high, got {low, high}")
+            raise SimulationParameterError(
+                f"energy_window_kev must be (low, high) with 0 < low < high, got {low, high}"
+            )
 
     @property
     def counts_per_mbq_per_view(self) -> float:

@@ -146,9 +146,7 @@ _NEGLIGIBLE = 1.0e-12
 """Blur-matrix entries below this fraction of a point source are set to zero."""
 
 
-def gaussian_blur_matrix(
-    sigma_px: np.ndarray, n_out: int, out_offset: int, n_in: int, in_offset: int
-) -> np.ndarray:
+def gaussian_blur_matrix(sigma_px: np.ndarray, n_out: int, out_offset: int, n_in: int, in_offset: int) -> np.ndarray:
     """Pixel-integrated Gaussian blur matrices, one per sigma.
 
     Entry ``[b, i, j]`` is the fraction of a point source at the centre of input pixel

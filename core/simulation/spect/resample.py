@@ -47,9 +47,7 @@ def overlap_weights(
     return np.clip(hi - lo, 0.0, None)
 
 
-def resample_box(
-    volume: np.ndarray, src: Grid, dst: Grid, mode: Literal["sum", "mean"]
-) -> np.ndarray:
+def resample_box(volume: np.ndarray, src: Grid, dst: Grid, mode: Literal["sum", "mean"]) -> np.ndarray:
     """Resample a volume from ``src`` to ``dst`` by exact box overlap.
 
     Parameters
@@ -70,31 +68,31 @@ def resample_box(
         raise SimulationParameterError(f"volume shape {volume.shape} does not match its grid shape {src.shape}")
     if mode not in ("sum", "mean"):
         raise SimulationParameterError(f"mode must be 'sum' or 'mean', got {mode!r}")
-    vol = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))
+    out = np.zeros(dst.shape, dtype=np.float32)
     if src == dst:
-        return vol.numpy().copy()
-    weights = []
-    crops = []
+        out[...] = volume
+        return out
+    weights, dst_slices, src_slices = [], [], []
     for axis, lps in ((0, 2), (1, 1), (2, 0)):
         w = overlap_weights(
-            src.origin_lps_mm[lps], src.spacing_mm[axis], src.shape[axis],
-            dst.origin_lps_mm[lps], dst.spacing_mm[axis], dst.shape[axis],
+            src.origin_lps_mm[lps],
+            src.spacing_mm[axis],
+            src.shape[axis],
+            dst.origin_lps_mm[lps],
+            dst.spacing_mm[axis],
+            dst.shape[axis],
         )
         w /= src.spacing_mm[axis] if mode == "sum" else dst.spacing_mm[axis]
         rows, cols = np.nonzero(w.any(axis=1))[0], np.nonzero(w.any(axis=0))[0]
-        out = np.zeros(dst.shape, dtype=np.float32)
         if rows.size == 0:
             logger.warning("resample_box: source and destination grids do not overlap; result is all zero")
             return out
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        weights.append(torch.from_numpy(w[r0:r1, c0:c1].astype(np.float32)))
-        crops.append((r0, r1, c0, c1))
-    (z0, z1, sz0, sz1), (y0, y1, sy0, sy1), (x0, x1, sx0, sx1) = crops
+        dst_slices.append(slice(rows[0], rows[-1] + 1))
+        src_slices.append(slice(cols[0], cols[-1] + 1))
+        weights.append(torch.from_numpy(w[dst_slices[-1], src_slices[-1]].astype(np.float32)))
     wz, wy, wx = weights
-    block = vol[sz0:sz1, sy0:sy1, sx0:sx1]
-    block = torch.matmul(block, wx.T)
-    block = torch.matmul(wy, block)
-    block = torch.matmul(wz, block.reshape(block.shape[0], -1)).reshape(z1 - z0, y1 - y0, x1 - x0)
-    out = np.zeros(dst.shape, dtype=np.float32)
-    out[z0:z1, y0:y1, x0:x1] = block.numpy()
+    block = torch.from_numpy(np.ascontiguousarray(volume[tuple(src_slices)], dtype=np.float32))
+    block = torch.matmul(wy, torch.matmul(block, wx.T))
+    block = torch.matmul(wz, block.reshape(block.shape[0], -1))
+    out[tuple(dst_slices)] = block.reshape(wz.shape[0], wy.shape[0], wx.shape[0]).numpy()
     return out

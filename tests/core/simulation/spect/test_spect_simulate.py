@@ -6,8 +6,9 @@ Units and tolerances:
   region preserved within 1e-5 relative;
 * counts: sum of the Poisson projections within 5 % of the requested total_counts
   (expected total within 1e-6 relative);
-* reconstruction: Pearson r >= 0.9 inside the body between the OSEM image and the true
-  activity blurred by a 3D Gaussian with the collimator FWHM at 250 mm (13.4 mm).
+* reconstruction: Pearson r >= 0.9 inside the body (eroded by one voxel) between the OSEM
+  image (default 4 x 10, about 5 Mcounts) and the true activity blurred by a 3D Gaussian
+  with the collimator FWHM at 250 mm, the radius of rotation (13.4 mm).
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ def test_resampling_conserves_activity_and_mean_mu() -> None:
 
 def _thorax(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Body ellipse with two lungs (30 % activity, low mu) and a hot insert (4x); MBq per voxel."""
-    nz, ny, nx = grid.shape
     z, y, x = np.meshgrid(*(grid.axis_mm(a) - grid.axis_mm(a).mean() for a in ("z", "y", "x")), indexing="ij")
     body = ((x / 150.0) ** 2 + (y / 100.0) ** 2 < 1.0) & (np.abs(z) < 55.0)
     lungs = (((np.abs(x) - 65.0) / 45.0) ** 2 + (y / 65.0) ** 2 < 1.0) & (np.abs(z) < 40.0)
@@ -93,8 +93,28 @@ def test_reconstruction_correlates_with_blurred_truth() -> None:
     recon = ReconParams(matrix=96, n_slices=32)
     grid = spect_grid_for(Grid.centred((32, 96, 96), (4.42, 4.42, 4.42)), recon)
     activity, mu, body = _thorax(grid)
-    result = simulate_spect(activity, mu, grid, SpectAcquisition(), recon, np.random.default_rng(7), total_counts=2.0e6)
+    # standard counts: 100 MBq with the seed-000 protocol (60 x 30 s), about 5 Mcounts
+    result = simulate_spect(activity, mu, grid, SpectAcquisition(), recon, np.random.default_rng(7))
+    assert result.total_counts > 3.0e6
     reference = _blur(result.activity_on_spect_grid, float(GE_DISCOVERY_670_LEHR.fwhm_mm(250.0)), 4.42)
-    r = np.corrcoef(result.recon[body], reference[body])[0, 1]
+    inside = _erode(body)
+    r = np.corrcoef(result.recon[inside], reference[inside])[0, 1]
     assert r >= 0.9
     assert result.recon.dtype == np.float32 and result.recon.shape == grid.shape
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    """Mask eroded by one voxel (3x3x3 neighbourhood)."""
+    outside = torch.from_numpy((~mask).astype(np.float32))[None, None]
+    return torch.nn.functional.max_pool3d(outside, 3, stride=1, padding=1)[0, 0].numpy() == 0
+
+
+def test_zero_activity_gives_empty_result_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    grid = Grid.centred((8, 16, 16), (8.84, 8.84, 8.84))
+    zeros = np.zeros(grid.shape, dtype=np.float32)
+    recon = ReconParams(iterations=1, subsets=2, matrix=32, n_slices=16)
+    with caplog.at_level("WARNING"):
+        result = simulate_spect(zeros, zeros, grid, SpectAcquisition(), recon, np.random.default_rng(0))
+    assert "activity is zero" in caplog.text
+    assert result.total_counts == 0.0 and not result.recon.any()
+    assert result.projections.shape == (60, 16, 32)

@@ -1,0 +1,1 @@
+"""Tests of the application: series selection, run record, runner and command line."""

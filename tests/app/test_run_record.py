@@ -1,0 +1,93 @@
+"""Run record pieces (core.run_record): timings, versions, and what the record may hold."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.geometry import Grid
+from core.run_record import (
+    RunContext,
+    RunFacts,
+    StageTimings,
+    VolumeSummary,
+    build_run_record,
+    software_versions,
+    write_run_record,
+)
+from core.series_selection import SelectionRules, select_series, summarize_series
+from tests.app.headers import PATIENT_ID, PATIENT_NAME, ct_series, nm_tomo
+
+
+class FakeClock:
+    """A clock that advances by ``step_s`` every time it is read."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now_s = 100.0
+        self.step_s = step_s
+
+    def __call__(self) -> float:
+        self.now_s += self.step_s
+        return self.now_s
+
+
+def test_stage_timings_add_up_and_keep_order() -> None:
+    timings = StageTimings(clock=FakeClock(step_s=0.5))
+    for stage in ("load", "select", "load"):
+        with timings.measure(stage):
+            pass
+    assert timings.seconds() == {"load": 1.0, "select": 0.5}
+    assert timings.first_start_s == pytest.approx(100.5)
+
+
+def test_stage_timings_count_a_failing_stage() -> None:
+    timings = StageTimings(clock=FakeClock(step_s=2.0))
+    with pytest.raises(RuntimeError), timings.measure("broken"):
+        raise RuntimeError("boom")
+    assert timings.seconds() == {"broken": 2.0}
+
+
+def test_software_versions_name_every_package() -> None:
+    versions = software_versions()
+    assert set(versions) == {
+        "python", "monai-deploy-app-sdk", "holoscan", "torch", "numpy", "pydicom", "highdicom", "SimpleITK",
+    }  # fmt: skip
+    assert versions["numpy"] == np.__version__
+
+
+def test_volume_summary_refuses_a_shape_that_is_not_the_grids() -> None:
+    grid = Grid((2, 3, 4), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    with pytest.raises(ValueError, match="differs"):
+        VolumeSummary.from_grid("ct", "1.2", np.zeros((2, 3, 5)), grid)
+
+
+def test_record_is_json_and_free_of_patient_identifiers(rules: SelectionRules, tmp_path: Path) -> None:
+    selection = select_series(
+        [summarize_series(ct_series(5)), summarize_series(nm_tomo(radiopharmaceutical="Tc-99m MAA"))], rules
+    )
+    grid = Grid((5, 512, 512), (1.0, 0.7, 0.7), (-179.0, -179.0, -2.0))
+    ct_uid = selection.chosen["ct"].summary.series_instance_uid
+    timings = StageTimings()
+    with timings.measure("dicom_loader"):
+        pass
+    context = RunContext("perfusion-map", "0.1.0", Path("/in"), Path("/out"), datetime.now(UTC), 0.0)
+    facts = RunFacts(
+        context=context,
+        selection=selection,
+        volumes=[VolumeSummary.from_grid("ct", ct_uid, np.zeros(grid.shape, np.int16), grid)],
+        timings=timings,
+        ended_at=datetime.now(UTC),
+        ended_perf_s=1.5,
+        status="completed",
+    )
+    path = write_run_record(build_run_record(facts), tmp_path / "run_record.json")
+    text = path.read_text(encoding="utf-8")
+    record = json.loads(text)
+    assert record["series_chosen"].keys() == {"ct", "perfusion"}
+    assert record["volumes"]["ct"]["shape"] == [5, 512, 512]
+    assert record["timings_s"]["total_wall"] == 1.5
+    assert PATIENT_NAME.split("^")[0] not in text and PATIENT_ID not in text and "19500101" not in text
