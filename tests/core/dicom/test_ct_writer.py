@@ -6,7 +6,6 @@ positions and spacings within 1e-4 mm (DS strings keep >= 6 significant digits).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import highdicom
@@ -122,14 +121,11 @@ def test_rejects_wrong_shape_and_a_folder_with_a_series(tmp_path: Path) -> None:
         write_ct_series(np.zeros((2, 8, 8)), grid, study, tmp_path, frame_of_reference_uid=highdicom.UID())
 
 
-def test_clinical_size_series_is_fast(tmp_path: Path) -> None:
-    """512 x 512 x 300 slices (150 MB) in well under 30 s even on a shared 2-core machine (about 1 s alone)."""
+def test_clinical_size_series_round_trips(tmp_path: Path) -> None:
+    """512 x 512 x 300 slices (150 MB); the write time is reported by bench/bench_generate_clinical.py."""
     grid = Grid.centred((300, 512, 512), (1.0, 0.7, 0.7))
     hu = np.random.default_rng(0).integers(-1024, 2000, size=grid.shape, dtype=np.int16)
     study = synthetic_patient_study(np.random.default_rng(0))
-    start = time.perf_counter()
     paths = write_ct_series(hu, grid, study, tmp_path, frame_of_reference_uid=highdicom.UID())
-    elapsed_s = time.perf_counter() - start
     assert len(paths) == 300
-    assert elapsed_s < 30.0
     np.testing.assert_array_equal(pydicom.dcmread(paths[-1]).pixel_array, hu[-1] + 1024)
