@@ -1,0 +1,173 @@
+"""Command line: ``python -m app -i INPUT_DIR -o OUTPUT_DIR [-l LOGLEVEL]``.
+
+Exit codes
+----------
+0  the run completed; the output folder holds the results and ``run_record.json``.
+1  unexpected internal error (a bug: please report it with the log).
+2  the command line or a folder cannot be used: input folder missing, empty or without
+   DICOM files; output folder not empty, a file, or inside the input folder.
+3  no chest CT or lung/bone SPECT series found in the study.
+4  a chosen series could not be read (broken pixel data, unsupported geometry).
+130  interrupted (Ctrl-C).
+
+Logging handlers are configured here and nowhere else.  This module also keeps a normal run
+quiet: it re-executes Python once with the 32 MiB stack limit Holoscan asks for (when the hard
+limit allows), lowers Holoscan's own log level, and hides SDK warnings a user cannot act on.
+See ``app/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app import __version__
+
+EXIT_OK = 0
+EXIT_INTERNAL_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NO_MATCHING_SERIES = 3
+EXIT_UNREADABLE_SERIES = 4
+EXIT_INTERRUPTED = 130
+
+INPUT_ENV, INPUT_DEFAULT = "HOLOSCAN_INPUT_PATH", "input"
+OUTPUT_ENV, OUTPUT_DEFAULT = "HOLOSCAN_OUTPUT_PATH", "output"
+"""The SDK's conventions (``monai.deploy.core.RuntimeEnv``), read here without importing Holoscan."""
+
+HOLOSCAN_LOG_ENV = "HOLOSCAN_LOG_LEVEL"
+STACK_LIMIT_BYTES = 32 * 1024 * 1024
+"""Holoscan warns, and may crash in deep recursion, below this stack size limit."""
+
+_STACK_RAISED_ENV = "PERFUSION_MAP_STACK_RAISED"
+_NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
+_LOG_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+logger = logging.getLogger("app")
+
+
+_UNACTIONABLE_SDK_WARNINGS = (
+    ("monai.deploy.operators.decoder_nvimgcodec", "nvidia.nvimgcodec is not available"),
+    ("root", "nvimgcodec decoder plugin did not register"),
+    ("monai.deploy.operators.dicom_data_loader_operator", "reason being"),
+)
+"""(logger name prefix, message part) of SDK warnings hidden unless ``-l DEBUG``.
+
+DICOMSeriesToVolumeOperator warns on every run that the optional nvImageCodec GPU decoder is
+missing, although pydicom's decoders (installed with the app) read every transfer syntax; and
+the DICOM loader warns once per non-DICOM file with a hint meant for programmers, while the
+runner already lists those files in one line.
+"""
+
+
+class _HideUnactionableSdkWarnings(logging.Filter):
+    """Drop the warnings of :data:`_UNACTIONABLE_SDK_WARNINGS`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        message = record.getMessage()
+        return not any(record.name.startswith(name) and part in message for name, part in _UNACTIONABLE_SDK_WARNINGS)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; defaults come from the SDK's environment variables."""
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="Find the chest CT and lung/bone SPECT series of a DICOM study and process them.",
+        epilog="Exit codes: 0 done, 1 internal error, 2 unusable folder or arguments, "
+        "3 no chest CT or lung/bone SPECT series, 4 unreadable series, 130 interrupted.",
+    )
+    parser.add_argument(
+        "-i", "--input", type=Path, default=Path(os.environ.get(INPUT_ENV, INPUT_DEFAULT)),
+        help=f"study folder with DICOM files (default: ${INPUT_ENV} or '{INPUT_DEFAULT}')",
+    )  # fmt: skip
+    parser.add_argument(
+        "-o", "--output", type=Path, default=Path(os.environ.get(OUTPUT_ENV, OUTPUT_DEFAULT)),
+        help=f"new or empty output folder (default: ${OUTPUT_ENV} or '{OUTPUT_DEFAULT}')",
+    )  # fmt: skip
+    parser.add_argument(
+        "-l", "--log-level", type=lambda s: "WARNING" if s.upper() == "WARN" else s.upper(),
+        choices=_LOG_LEVELS, default="INFO", help="logging level (default: INFO)",
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def configure_logging(level: str) -> None:
+    """One stderr handler; the SDK's own INFO chatter only at DEBUG; Holoscan's level to match."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT, datefmt="%H:%M:%S"))
+    if level != "DEBUG":
+        handler.addFilter(_HideUnactionableSdkWarnings())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    sdk_level = logging.DEBUG if level == "DEBUG" else max(logging.WARNING, logging.getLevelName(level))
+    logging.getLogger("monai.deploy").setLevel(sdk_level)
+    os.environ.setdefault(HOLOSCAN_LOG_ENV, _holoscan_log_level(level))
+
+
+def _holoscan_log_level(level: str) -> str:
+    """INFO when debugging; else WARN, or ERROR on machines without an NVIDIA driver.
+
+    Without a driver, GXF warns at every start that CUDA is unavailable and falls back to CPU
+    data, which is expected there.  A user's own HOLOSCAN_LOG_LEVEL always wins.
+    """
+    if level == "DEBUG":
+        return "INFO"
+    if level in ("ERROR", "CRITICAL") or not _NVIDIA_DRIVER_FILE.exists():
+        return "ERROR"
+    return "WARN"
+
+
+def ensure_stack_limit() -> None:
+    """Re-execute this command once with a 32 MiB soft stack limit, if it is lower and may be raised.
+
+    The limit of a running process's threads is fixed when it starts, so raising it needs a new
+    process.  Where the hard limit forbids it, Holoscan's own warning tells the user what to do.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    too_low = soft != resource.RLIM_INFINITY and soft < STACK_LIMIT_BYTES
+    can_raise = hard == resource.RLIM_INFINITY or hard >= STACK_LIMIT_BYTES
+    if not too_low or not can_raise or os.environ.get(_STACK_RAISED_ENV):
+        return
+    resource.setrlimit(resource.RLIMIT_STACK, (STACK_LIMIT_BYTES, hard))
+    os.environ[_STACK_RAISED_ENV] = "1"
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the application from the command line and return the exit code."""
+    args = parse_args(argv)
+    configure_logging(args.log_level)
+    # Imported here, not at the top, so that the stack-limit re-execution starts without them.
+    from app.runner import UsageError, run
+    from core.errors import InputDataError, NoMatchingSeriesError
+
+    try:
+        run(args.input, args.output)
+    except UsageError as error:
+        logger.error("%s", error)
+        return EXIT_USAGE
+    except NoMatchingSeriesError as error:
+        logger.error("%s", error)
+        return EXIT_NO_MATCHING_SERIES
+    except InputDataError as error:
+        logger.error("a chosen series could not be read: %s", error)
+        return EXIT_UNREADABLE_SERIES
+    except KeyboardInterrupt:
+        logger.error("interrupted; the output folder was left unchanged")
+        return EXIT_INTERRUPTED
+    except Exception:
+        logger.exception("unexpected error; the output folder was left unchanged. Please report this with the log")
+        return EXIT_INTERNAL_ERROR
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    ensure_stack_limit()
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Configuration of the application: the series selection rules and the run settings.
+
+Everything here is a frozen dataclass; a site changes behaviour by building another
+:class:`AppConfig`, never by editing code elsewhere.  The rule *types* live in
+:mod:`core.series_selection` (framework-free); their *values* live here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pydicom.uid import CTImageStorage, NuclearMedicineImageStorage
+
+from core.series_selection import CtRule, NmRule, SelectionRules, TracerRule
+
+CHEST_CT_RULE = CtRule(
+    modality="CT",
+    sop_class_uids=(CTImageStorage,),
+    excluded_image_types=("LOCALIZER",),
+    max_tilt_deg=5.0,
+    min_slices=3,
+)
+"""Chest CT: single-frame axial CT, no localizers, at least 3 slice positions."""
+
+PERFUSION = TracerRule(
+    tracer="perfusion",
+    # MAA is "Technetium Tc^99m^ aggregated albumin" (SCT 85693008); microaggregated albumin is lymphoscintigraphy.
+    radiopharmaceutical_pattern=r"\bMAA\b|macro-?aggregated|(?<![a-z])aggregated albumin",
+    description_pattern=r"perf",
+)
+VENTILATION = TracerRule(
+    tracer="ventilation",
+    # Technegas is "Technetium^99m labeled carbon" (SCT 447125008); DTPA aerosol is Tc-99m pentetate.
+    radiopharmaceutical_pattern=r"technegas|carbon|\bDTPA\b|pentetate|aerosol",
+    description_pattern=r"vent",
+)
+BONE = TracerRule(
+    tracer="bone",
+    # MDP is medronate (SCT 96390006), HDP/HMDP is oxidronate (SCT 53951001).
+    radiopharmaceutical_pattern=r"\b(H?MDP|HDP)\b|medronate|oxidronate",
+    description_pattern=r"bone|skelet",
+)
+
+LUNG_AND_BONE_SPECT_RULE = NmRule(
+    modality="NM",
+    sop_class_uids=(NuclearMedicineImageStorage,),
+    required_image_type="RECON TOMO",
+    excluded_image_types=("TRANSMISSION",),
+    max_tilt_deg=5.0,
+    tracers=(PERFUSION, VENTILATION, BONE),
+)
+"""Reconstructed SPECT (NM RECON TOMO, emission) of a known tracer, in one multi-frame instance."""
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """What the application does with a study.
+
+    Parameters
+    ----------
+    selection
+        Which series are used, see :mod:`core.series_selection`.
+    run_record_name
+        File name of the run record written into the output folder.
+    """
+
+    selection: SelectionRules = field(
+        default_factory=lambda: SelectionRules(ct=CHEST_CT_RULE, nm=LUNG_AND_BONE_SPECT_RULE)
+    )
+    run_record_name: str = "run_record.json"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One run of the application.
+
+    Parameters
+    ----------
+    input_dir
+        Study folder as given by the user (read only).
+    output_dir
+        Final output folder, as reported in the run record.
+    work_dir
+        Folder the operators write into; moved to ``output_dir`` when the run succeeds.
+    started_at
+        Wall-clock start of the run (timezone-aware, UTC).
+    started_perf_s
+        ``time.perf_counter()`` at the start of the run, for durations.
+    config
+        What to do.
+    """
+
+    input_dir: Path
+    output_dir: Path
+    work_dir: Path
+    started_at: datetime
+    started_perf_s: float
+    config: AppConfig = field(default_factory=AppConfig)
