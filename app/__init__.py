@@ -5,4 +5,8 @@ for the options, the environment variables and the exit codes.  The Python API i
 :func:`app.runner.run`.
 """
 
+from core.cuda_runtime import preload_cuda_runtime
+
 __version__ = "0.1.0"
+
+preload_cuda_runtime()  # Holoscan needs libcudart.so.13 before app.app imports monai.deploy

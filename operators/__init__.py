@@ -4,11 +4,15 @@ The logic lives in :mod:`core`; an operator only moves data between ports.  Port
 class constants, e.g. ``SeriesSelectionOperator.OUTPUT_CT_SERIES``.
 """
 
-from operators.ct_volume_operator import CtVolumeOperator
-from operators.dicom_loader_operator import DicomLoaderOperator
-from operators.nm_volume_operator import NmVolumeOperator
-from operators.run_record_operator import RunRecordOperator
-from operators.series_selection_operator import SeriesSelectionOperator
+from core.cuda_runtime import preload_cuda_runtime
+
+preload_cuda_runtime()  # before any operator module imports monai.deploy / holoscan
+
+from operators.ct_volume_operator import CtVolumeOperator  # noqa: E402
+from operators.dicom_loader_operator import DicomLoaderOperator  # noqa: E402
+from operators.nm_volume_operator import NmVolumeOperator  # noqa: E402
+from operators.run_record_operator import RunRecordOperator  # noqa: E402
+from operators.series_selection_operator import SeriesSelectionOperator  # noqa: E402
 
 __all__ = [
     "CtVolumeOperator",
