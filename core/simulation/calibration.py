@@ -6,7 +6,8 @@ ventilation imaging, here on one breath-hold CT) is ``V_HU = F (1 - F)`` with th
 F ~ 0, contribute nothing) and then averaged over the function grid's blocks (2.5-3 mm,
 close to SPECT-scale sampling), as CT ventilation images are computed before comparison.
 Clinical studies report voxel-wise Spearman correlations of such CT ventilation surrogates
-with nuclear-medicine ventilation of roughly 0.3-0.6 (VAMPIRE challenge, Kipritidis et al., Med Phys 2019); the phantom is tuned to land there.
+with nuclear-medicine ventilation of roughly 0.3-0.6 (VAMPIRE challenge, Kipritidis et al.,
+Med Phys 2019); the phantom is tuned to land there.
 """
 
 from __future__ import annotations

@@ -99,9 +99,9 @@ def _draw(kind: str, side: str, rng: np.random.Generator, tree: Tree, points: np
         lo, hi = {"embolism": (3, 6), "obstruction": (2, 4), "consolidation": (2, 4)}[kind]
         candidates = np.flatnonzero((tree.generation >= lo) & (tree.generation <= hi))
         return Pathology(kind, side, severity, segment=int(rng.choice(candidates)))
-    centre = points[rng.integers(len(points))]
+    cz, cy, cx = (float(c) for c in points[rng.integers(len(points))])
     radius = {"tumour": rng.uniform(8.0, 30.0), "emphysema": rng.uniform(40.0, 90.0)}.get(kind, 0.0)
-    return Pathology(kind, side, severity, centre_mm=tuple(float(c) for c in centre), radius_mm=float(radius))
+    return Pathology(kind, side, severity, centre_mm=(cz, cy, cx), radius_mm=float(radius))
 
 
 def apply_pathologies(
@@ -128,7 +128,13 @@ def apply_pathologies(
         (apex_z, base_z, cavity_b) in mm.
     """
     shape = lung_side.shape
-    eff = Effects(*(np.ones(shape, np.float32) for _ in range(4)), kind_map=np.zeros(shape, np.uint8))
+    eff = Effects(
+        tissue=np.ones(shape, np.float32),
+        ventilation=np.ones(shape, np.float32),
+        perfusion=np.ones(shape, np.float32),
+        blood=np.ones(shape, np.float32),
+        kind_map=np.zeros(shape, np.uint8),
+    )
     z, y, x = coords_mm
     apex, base, cav_b = landmarks_zb
     height = (np.clip((apex - z) / (apex - base), 0.0, 1.0)).astype(np.float32)

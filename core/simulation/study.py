@@ -33,6 +33,7 @@ from core.dicom.ct_writer import write_ct_series
 from core.dicom.nm_writer import write_nm_series
 from core.dicom.study import synthetic_patient_study
 from core.geometry import Grid
+from core.labels import LungLabel
 from core.simulation.calibration import ct_ventilation_spearman
 from core.simulation.nema import nema_iec_body_phantom
 from core.simulation.spect import ReconParams, SpectAcquisition, SpectResult, hu_to_mu_per_mm, simulate_spect
@@ -190,7 +191,7 @@ def _generate_nema(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: C
         record["spect_grid"] = _grid_record(result.spect_grid)
         progress(name)
     (tmp / "ground_truth").mkdir()
-    np.savez_compressed(tmp / "ground_truth" / "truth.npz", **arrays)
+    np.savez_compressed(tmp / "ground_truth" / "truth.npz", **arrays)  # type: ignore[arg-type]
     record["timings"] = {"total_s": time.perf_counter() - t0}
     (tmp / "ground_truth" / "truth.json").write_text(json.dumps(record, indent=2))
     return record
@@ -253,7 +254,7 @@ def write_truth(
         **{f"activity_{name}": result.activity_on_spect_grid for name, (result, _, _) in spects.items()},
         **extra,
     }
-    np.savez_compressed(folder / "truth.npz", **arrays)
+    np.savez_compressed(folder / "truth.npz", **arrays)  # type: ignore[arg-type]
     spect_grid = next(iter(spects.values()))[0].spect_grid if spects else None
     return {
         "kind": kind,
@@ -262,7 +263,10 @@ def write_truth(
         "ct_grid": _grid_record(phantom.grid),
         "function_grid": _grid_record(phantom.function_grid),
         "spect_grid": _grid_record(spect_grid) if spect_grid else None,
-        "lung_volume_ml": {"right": phantom.lung_volume_ml(1), "left": phantom.lung_volume_ml(2)},
+        "lung_volume_ml": {
+            "right": phantom.lung_volume_ml(LungLabel.RIGHT_LUNG),
+            "left": phantom.lung_volume_ml(LungLabel.LEFT_LUNG),
+        },
         "pathologies": [asdict(p) for p in phantom.pathologies],
         "anatomy": asdict(phantom.params),
         "physiology": asdict(phantom.physiology),

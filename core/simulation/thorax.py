@@ -75,14 +75,13 @@ class ThoraxPhantom:
 
 def function_grid_for(grid: Grid, voxel_mm: float = FUNCTION_VOXEL_MM) -> tuple[Grid, tuple[int, int, int]]:
     """Coarse grid made of whole blocks of CT voxels of about ``voxel_mm``; returns it and the block factors."""
-    factors = tuple(max(1, round(voxel_mm / s)) for s in grid.spacing_mm)
-    shape = tuple(-(-n // f) for n, f in zip(grid.shape, factors))
-    spacing = tuple(s * f for s, f in zip(grid.spacing_mm, factors))
     dz, dy, dx = grid.spacing_mm
-    fz, fy, fx = factors
+    nz, ny, nx = grid.shape
+    fz, fy, fx = (max(1, round(voxel_mm / s)) for s in (dz, dy, dx))
     x0, y0, z0 = grid.origin_lps_mm
     origin = (x0 + (fx - 1) * dx / 2.0, y0 + (fy - 1) * dy / 2.0, z0 + (fz - 1) * dz / 2.0)
-    return Grid(shape, spacing, origin), factors  # type: ignore[arg-type]
+    shape = (-(-nz // fz), -(-ny // fy), -(-nx // fx))
+    return Grid(shape, (dz * fz, dy * fy, dx * fx), origin), (fz, fy, fx)
 
 
 def make_thorax_phantom(
