@@ -14,9 +14,8 @@ import pytest
 from app.config import AppConfig
 from core.series_selection import SelectionRules
 from tests.core.dicom.synthetic_study import WrittenStudy, write_study
+from tests.testdata import REAL_CT_DIR, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REAL_CT_DIR = REPO_ROOT.parent / "shared" / "testdata" / "dcmqi_ct_seg"
 REAL_CT_FILES = ("01.dcm", "02.dcm", "03.dcm")
 REAL_SEG_FILE = "liver_seg.dcm"
 APP_TIMEOUT_S = 300

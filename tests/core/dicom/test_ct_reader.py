@@ -17,8 +17,8 @@ from core.dicom.ct_reader import read_ct_volume
 from core.dicom.ct_writer import write_ct_series
 from core.errors import InputDataError
 from tests.core.dicom.synthetic_study import WrittenStudy
+from tests.testdata import REAL_CT_DIR
 
-REAL_CT_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "dcmqi_ct_seg"
 REAL_CT_FILES = [REAL_CT_DIR / f"0{k}.dcm" for k in (1, 2, 3)]
 MM_TOLERANCE = 1e-4
 
