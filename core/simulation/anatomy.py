@@ -257,7 +257,7 @@ def _paint_abdomen(
         (Tissue.STOMACH, (base - 10.0, -0.2 * lm.cavity_b_mm, 0.4 * lm.cavity_a_mm), (50.0, 45.0, 40.0)),
         (Tissue.KIDNEY, (base - 110.0, 0.55 * lm.cavity_b_mm, -70.0), (55.0, 25.0, 28.0)),
         (Tissue.KIDNEY, (base - 120.0, 0.55 * lm.cavity_b_mm, 70.0), (55.0, 25.0, 28.0)),
-        (Tissue.BLADDER, (base - 330.0, -0.3 * lm.cavity_b_mm, 0.0), (35.0, 40.0, 45.0)),
+        (Tissue.BLADDER, (base - 240.0, -0.3 * lm.cavity_b_mm, 0.0), (35.0, 40.0, 45.0)),
     ]
     for tissue, (cz, cy, cx), (rz, ry, rx) in organs:
         organ = ((z - cz) / rz) ** 2 + ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1.0

@@ -43,6 +43,8 @@ from core.simulation.tracers import bone_activity, mu_source_hu, perfusion_activ
 logger = logging.getLogger(__name__)
 
 STUDY_KINDS = ("lung", "bone", "nema")
+BONE_COVERAGE_FACTOR = 2.0
+"""Bone studies cover twice the chest CT length: thorax and abdomen down to the bladder."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,10 @@ def _generate(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: Callab
     """Thorax phantom case: CT plus lung (Q, V) or bone (standard, 1/7) SPECT."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    grid = Grid.centred(spec.ct_shape, spec.ct_spacing_mm)
+    nz, ny, nx = spec.ct_shape
+    if kind == "bone":  # chest-abdomen coverage, so that kidneys and bladder are in the field of view
+        nz = round(nz * BONE_COVERAGE_FACTOR)
+    grid = Grid.centred((nz, ny, nx), spec.ct_spacing_mm)
     phantom = make_thorax_phantom(grid, seed, ct_noise_hu=spec.ct_noise_hu)
     timings["phantom_s"] = time.perf_counter() - t0
     progress("phantom")

@@ -6,6 +6,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from core.labels import Tissue
 from core.simulation import study as study_module
 from core.simulation.__main__ import main
 from core.simulation.spect import ReconParams
@@ -21,7 +22,7 @@ def test_study_layout_and_shared_frame_of_reference(tmp_path, kind, series):
     record = generate_study(tmp_path / "case", TINY, seed=4, kind=kind)
     dicom = tmp_path / "case" / "dicom"
     assert {p.stem[3:] for p in dicom.glob("NM_*.dcm")} == series
-    assert len(list(dicom.glob("CT_*.dcm"))) == 48
+    assert len(list(dicom.glob("CT_*.dcm"))) == (96 if kind == "bone" else 48)
     datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in dicom.iterdir()]
     assert len({d.FrameOfReferenceUID for d in datasets}) == 1
     assert len({d.StudyInstanceUID for d in datasets}) == 1
@@ -29,9 +30,12 @@ def test_study_layout_and_shared_frame_of_reference(tmp_path, kind, series):
     assert truth["kind"] == kind and truth["seed"] == record["seed"] == 4
     assert set(truth["spect"]) == {name.lower() for name in series}
     arrays = np.load(tmp_path / "case" / "ground_truth" / "truth.npz")
-    assert arrays["lung_mask"].shape == (48, 96, 96)
+    assert arrays["lung_mask"].shape[1:] == (96, 96)
     if kind == "bone":
         assert arrays["bone_lesion_mask"].max() >= 1
+        labels = arrays["labels"]
+        assert labels.shape == (96, 96, 96)
+        assert (labels == Tissue.KIDNEY).any() and (labels == Tissue.BLADDER).any()
         fast, standard = truth["spect"]["bone_fast"], truth["spect"]["bone_standard"]
         assert fast["total_counts"] / standard["total_counts"] == pytest.approx(3.0 / 20.0, rel=0.05)
 
