@@ -169,9 +169,11 @@ def apply_pathologies(
             eff.ventilation *= 1.0 - 0.6 * s * region
             eff.perfusion *= 1.0 - 0.5 * s * region
         elif path.kind == "effusion":
-            region = side_mask & (y > cav_b * (1.0 - 0.45 * s)) & (height > 0.55)
+            # supine: fluid layers posteriorly under a level surface, deeper towards the base
+            level = cav_b * (1.0 - 0.9 * s * np.clip((height - 0.35) / 0.65, 0.0, 1.0))
+            region = side_mask & (y > level)
             eff.solid.append(path)
-            near = side_mask & (y > cav_b * (1.0 - 0.65 * s)) & (height > 0.45) & ~region
+            near = side_mask & (y > level - 15.0) & ~region  # compressive atelectasis above the fluid
             eff.tissue *= 1.0 + 1.5 * near
             eff.ventilation *= 1.0 - 0.6 * near
             eff.perfusion *= 1.0 - 0.3 * near
