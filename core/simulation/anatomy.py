@@ -66,7 +66,7 @@ def build_anatomy(grid: Grid, params: ThoraxParams, rng: np.random.Generator) ->
     _paint_skeleton(labels, z, y, x, params, lm)
     lung_mask[labels != Tissue.LUNG] = LungLabel.BACKGROUND
     trees = _grow_trees(grid, lung_mask, lm, rng)
-    vessel_fraction, airway_fraction = _paint_trees(grid, trees, lung_mask, labels, lm)
+    vessel_fraction, airway_fraction = _paint_trees(grid, trees, lung_mask, labels)
     return Anatomy(labels, lung_mask, vessel_fraction, airway_fraction, trees, lm)
 
 
@@ -335,7 +335,7 @@ def _grow_trees(grid: Grid, lung_mask: np.ndarray, lm: Landmarks, rng: np.random
 
 
 def _paint_trees(
-    grid: Grid, trees: dict[str, Tree], lung_mask: np.ndarray, labels: np.ndarray, lm: Landmarks
+    grid: Grid, trees: dict[str, Tree], lung_mask: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rasterise vessels (all generations) and bronchi (larger generations) as partial-volume fractions."""
     vessels = np.zeros(grid.shape, dtype=np.float32)

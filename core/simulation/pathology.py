@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from core.simulation.shapes import smooth_random_field
 from core.simulation.tree import Tree
@@ -135,58 +136,97 @@ def apply_pathologies(
         blood=np.ones(shape, np.float32),
         kind_map=np.zeros(shape, np.uint8),
     )
-    z, y, x = coords_mm
+    z = coords_mm[0]
     apex, base, cav_b = landmarks_zb
     height = (np.clip((apex - z) / (apex - base), 0.0, 1.0)).astype(np.float32)
     for path in pathologies:
-        side_mask = lung_side == (1 if path.side == "right" else 2)
-        code = KINDS.index(path.kind) + 1
-        s = path.severity
-        if path.kind in ("embolism", "obstruction", "consolidation"):
-            region = side_mask & np.isin(territory_owner[path.side], trees[f"artery_{path.side}"].subtree(path.segment))
-            w = region.astype(np.float32)
-            if path.kind == "embolism":
-                eff.perfusion *= 1.0 - 0.95 * s * w
-                eff.blood *= 1.0 - 0.9 * s * w
-            elif path.kind == "obstruction":
-                eff.ventilation *= 1.0 - 0.9 * s * w
-                eff.perfusion *= 1.0 - 0.6 * s * w
-                eff.tissue *= 1.0 + 0.15 * s * w
-            else:
-                eff.ventilation *= 1.0 - 0.97 * w
-                eff.perfusion *= 1.0 - 0.85 * w
-                eff.tissue *= 1.0 + 5.5 * w
-        elif path.kind == "emphysema":
-            w = _blob_weight(z, y, x, path, spacing_mm, rng, correlation_mm=6.0) * side_mask
-            w *= (1.2 - height).clip(0.3, 1.0)  # upper-zone predominance
-            eff.tissue *= 1.0 - 0.75 * s * w
-            eff.ventilation *= 1.0 - 0.7 * s * w
-            eff.perfusion *= 1.0 - 0.6 * s * w
-            region = w > 0.3
-        elif path.kind == "fibrosis":
-            region, reticular = _fibrosis_weight(z, y, height, cav_b, side_mask, spacing_mm, rng)
-            eff.tissue *= 1.0 + (0.8 + 3.0 * reticular) * s * region
-            eff.ventilation *= 1.0 - 0.6 * s * region
-            eff.perfusion *= 1.0 - 0.5 * s * region
-        elif path.kind == "effusion":
-            # supine: fluid layers posteriorly under a level surface, deeper towards the base
-            level = cav_b * (1.0 - 0.9 * s * np.clip((height - 0.35) / 0.65, 0.0, 1.0))
-            region = side_mask & (y > level)
-            eff.solid.append(path)
-            near = side_mask & (y > level - 15.0) & ~region  # compressive atelectasis above the fluid
-            eff.tissue *= 1.0 + 1.5 * near
-            eff.ventilation *= 1.0 - 0.6 * near
-            eff.perfusion *= 1.0 - 0.3 * near
-        else:  # tumour: drawn at full CT resolution; function removed inside
-            region = side_mask & (
-                ((z - path.centre_mm[0]) ** 2 + (y - path.centre_mm[1]) ** 2 + (x - path.centre_mm[2]) ** 2)
-                <= path.radius_mm**2
-            )
-            eff.ventilation *= ~region
-            eff.perfusion *= ~region
-            eff.solid.append(path)
-        eff.kind_map[np.asarray(region, dtype=bool) & (eff.kind_map == 0)] = code
+        site = _Site(coords_mm, height, cav_b, lung_side == (1 if path.side == "right" else 2), spacing_mm, rng)
+        if path.kind in _TERRITORY_EFFECTS:
+            tree = trees[f"artery_{path.side}"]
+            region = site.side_mask & np.isin(territory_owner[path.side], tree.subtree(path.segment))
+            _TERRITORY_EFFECTS[path.kind](eff, path.severity * region.astype(np.float32))
+        else:
+            region = _LOCAL_EFFECTS[path.kind](eff, path, site)
+        eff.kind_map[np.asarray(region, dtype=bool) & (eff.kind_map == 0)] = KINDS.index(path.kind) + 1
     return eff
+
+
+@dataclass
+class _Site:
+    """Where a lesion acts: function-grid coordinates, normalised height (0 apex, 1 base), one lung."""
+
+    coords_mm: tuple[np.ndarray, np.ndarray, np.ndarray]
+    height: np.ndarray
+    cavity_b_mm: float
+    side_mask: np.ndarray
+    spacing_mm: tuple[float, float, float]
+    rng: np.random.Generator
+
+
+def _embolism(eff: Effects, w: np.ndarray) -> None:
+    eff.perfusion *= 1.0 - 0.95 * w
+    eff.blood *= 1.0 - 0.9 * w
+
+
+def _obstruction(eff: Effects, w: np.ndarray) -> None:
+    eff.ventilation *= 1.0 - 0.9 * w
+    eff.perfusion *= 1.0 - 0.6 * w
+    eff.tissue *= 1.0 + 0.15 * w
+
+
+def _consolidation(eff: Effects, w: np.ndarray) -> None:
+    filled = (w > 0).astype(np.float32)  # airspaces filled whatever the severity
+    eff.ventilation *= 1.0 - 0.97 * filled
+    eff.perfusion *= 1.0 - 0.85 * filled
+    eff.tissue *= 1.0 + 5.5 * filled
+
+
+def _emphysema(eff: Effects, path: Pathology, site: _Site) -> np.ndarray:
+    z, y, x = site.coords_mm
+    w = _blob_weight(z, y, x, path, site.spacing_mm, site.rng, correlation_mm=6.0) * site.side_mask
+    w *= (1.2 - site.height).clip(0.3, 1.0)  # upper-zone predominance
+    s = path.severity
+    eff.tissue *= 1.0 - 0.75 * s * w
+    eff.ventilation *= 1.0 - 0.7 * s * w
+    eff.perfusion *= 1.0 - 0.6 * s * w
+    return w > 0.3
+
+
+def _fibrosis(eff: Effects, path: Pathology, site: _Site) -> np.ndarray:
+    region, reticular = _fibrosis_weight(site.height, site.side_mask, site.spacing_mm, site.rng)
+    s = path.severity
+    eff.tissue *= 1.0 + (0.8 + 3.0 * reticular) * s * region
+    eff.ventilation *= 1.0 - 0.6 * s * region
+    eff.perfusion *= 1.0 - 0.5 * s * region
+    return region
+
+
+def _effusion(eff: Effects, path: Pathology, site: _Site) -> np.ndarray:
+    # supine: fluid layers posteriorly under a level surface, deeper towards the base
+    y = site.coords_mm[1]
+    level = site.cavity_b_mm * (1.0 - 0.9 * path.severity * np.clip((site.height - 0.35) / 0.65, 0.0, 1.0))
+    region = site.side_mask & (y > level)
+    near = site.side_mask & (y > level - 15.0) & ~region  # compressive atelectasis above the fluid
+    eff.tissue *= 1.0 + 1.5 * near
+    eff.ventilation *= 1.0 - 0.6 * near
+    eff.perfusion *= 1.0 - 0.3 * near
+    eff.solid.append(path)
+    return region
+
+
+def _tumour(eff: Effects, path: Pathology, site: _Site) -> np.ndarray:
+    """Function removed inside the sphere; the nodule itself is drawn at full CT resolution."""
+    z, y, x = site.coords_mm
+    cz, cy, cx = path.centre_mm
+    region = site.side_mask & (((z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2) <= path.radius_mm**2)
+    eff.ventilation *= ~region
+    eff.perfusion *= ~region
+    eff.solid.append(path)
+    return region
+
+
+_TERRITORY_EFFECTS = {"embolism": _embolism, "obstruction": _obstruction, "consolidation": _consolidation}
+_LOCAL_EFFECTS = {"emphysema": _emphysema, "fibrosis": _fibrosis, "effusion": _effusion, "tumour": _tumour}
 
 
 def _blob_weight(
@@ -208,17 +248,12 @@ def _blob_weight(
 
 
 def _fibrosis_weight(
-    z: np.ndarray,
-    y: np.ndarray,
     height: np.ndarray,
-    cav_b: float,
     side_mask: np.ndarray,
     spacing_mm: tuple[float, float, float],
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Basal, posterior/subpleural region and a reticular (net-like) texture within it."""
-    from scipy import ndimage
-
     depth = ndimage.distance_transform_edt(side_mask, sampling=spacing_mm)
     region = side_mask & (depth < 25.0) & (height > 0.5)
     noise = smooth_random_field(side_mask.shape, spacing_mm, 3.0, rng)

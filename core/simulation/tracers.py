@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.labels import Tissue
-from core.simulation.pathology import KINDS
 from core.simulation.shapes import block_mean
 from core.simulation.thorax import ThoraxPhantom, function_grid_for
 
@@ -140,8 +139,3 @@ def _bone_lesions(
         mask[region][sel] = k
         diameters.append(diameter)
     return mask, diameters
-
-
-def pathology_code(kind: str) -> int:
-    """Value of ``kind`` in :attr:`ThoraxPhantom.pathology_map`."""
-    return KINDS.index(kind) + 1

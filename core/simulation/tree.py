@@ -56,10 +56,6 @@ class Tree:
             stack.extend(self.children[s])
         return np.asarray(out, dtype=int)
 
-    def territory_points(self, segment: int) -> np.ndarray:
-        """Boolean mask over ``points_mm`` of the points supplied by ``segment``'s subtree."""
-        return np.isin(self.point_owner, self.subtree(segment))
-
 
 @dataclass(frozen=True)
 class TreeParams:
