@@ -15,3 +15,7 @@ class NoMatchingSeriesError(InputDataError):
 
 class SimulationParameterError(PerfusionMapError, ValueError):
     """Raised when phantom or acquisition parameters are outside their physical range."""
+
+
+class NoLungsFoundError(InputDataError):
+    """Raised when a CT holds no lungs (abdomen-only, head, extremity) or too little lung to segment."""

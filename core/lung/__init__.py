@@ -1,0 +1,1 @@
+"""Lung segmentation and CT enhancement (seed 000, Eq. 1)."""
