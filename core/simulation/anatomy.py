@@ -24,6 +24,7 @@ RIB_HEIGHT_MM = 10.0
 RIB_DROP_MM = 55.0
 VERTEBRA_PITCH_MM = 28.0
 DISC_MM = 6.0
+BACK_FLATTENING = 0.85
 
 
 @dataclass
@@ -97,15 +98,15 @@ def _paint_body(
     labels: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray, p: ThoraxParams, lm: Landmarks
 ) -> None:
     a, b = p.body_width_mm / 2.0, p.body_depth_mm / 2.0
-    # flatter back on the table: stretch the posterior half of the ellipse
-    yb = np.where(y > 0, y * 0.85, y)
+    # flatter back on the table: stretch the posterior half of the ellipse by 1 / BACK_FLATTENING
+    yb = np.where(y > 0, y * BACK_FLATTENING, y)
     body = ellipse_inside(yb, x, 0.0, 0.0, b, a) <= 1.0
     body = np.broadcast_to(body, labels.shape)
     labels[body] = Tissue.FAT
     inner = ellipse_inside(yb, x, 0.0, 0.0, b - p.fat_mm, a - p.fat_mm) <= 1.0
     labels[np.broadcast_to(inner, labels.shape)] = Tissue.MUSCLE
     if p.table:
-        top = 0.85 * b + 6.0
+        top = b / BACK_FLATTENING + 1.0  # the patient lies on the table
         table = (y >= top) & (y <= top + 12.0) & (np.abs(x) <= 0.9 * a)
         labels[np.broadcast_to(table, labels.shape)] = Tissue.TABLE
 
