@@ -1,0 +1,1 @@
+"""Nuclear-medicine (SPECT) images: standardisation (seed 000, Eq. 2) and resampling onto the CT grid."""
