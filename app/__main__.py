@@ -108,6 +108,7 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
     sdk_level = logging.DEBUG if level == "DEBUG" else max(logging.WARNING, logging.getLevelName(level))
     logging.getLogger("monai.deploy").setLevel(sdk_level)
+    logging.getLogger("highdicom").setLevel(sdk_level)  # per-attribute "copy ..." INFO lines
     os.environ.setdefault(HOLOSCAN_LOG_ENV, _holoscan_log_level(level))
 
 

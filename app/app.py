@@ -1,4 +1,4 @@
-"""The application graph: DICOM in, chosen series as volumes, run record out."""
+"""The application graph: DICOM in, chosen series as volumes, lung segmentation (DICOM SEG), run record out."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from app import __version__
 from app.config import RunSettings
 from core.run_record import RunContext, StageTimings
 from operators import (
+    CtEnhancementOperator,
     CtVolumeOperator,
     DicomLoaderOperator,
+    LungSegmentationOperator,
+    LungSegWriterOperator,
     NmVolumeOperator,
     RunRecordOperator,
     SeriesSelectionOperator,
@@ -22,10 +25,11 @@ APP_NAME = "perfusion-map"
 
 
 class PerfusionMapApp(Application):
-    """Load a study folder, choose the chest CT and lung/bone SPECT series, convert them to volumes.
+    """Load a study folder, choose the chest CT and lung/bone SPECT series, segment the lungs.
 
-    Later stages (segmentation, synthesis, quantification, writers) hang off the CT image
-    and the SPECT volumes.  Run it through :func:`app.runner.run`, which validates the folders
+    The CT volume feeds the lung segmentation, whose mask is written as a DICOM SEG; later
+    stages (synthesis, quantification, more writers) hang off the segmentation and the
+    SPECT volumes.  Run it through :func:`app.runner.run`, which validates the folders
     and publishes the output atomically.
 
     Parameters
@@ -60,6 +64,17 @@ class PerfusionMapApp(Application):
         )
         ct_volume = CtVolumeOperator(self, timings=timings, name="ct_volume")
         nm_volumes = NmVolumeOperator(self, timings=timings, name="nm_volumes")
+        lungs = LungSegmentationOperator(self, timings=timings, name="lung_segmentation")
+        lung_seg_writer = LungSegWriterOperator(
+            self,
+            output_dir=settings.work_dir,
+            file_name=settings.config.lung_seg_name,
+            algorithm_version=__version__,
+            series_number=settings.config.lung_seg_series_number,
+            timings=timings,
+            name="lung_seg_writer",
+        )
+        ct_enhancement = CtEnhancementOperator(self, timings=timings, name="ct_enhancement")
         run_record = RunRecordOperator(
             self,
             record_path=settings.work_dir / settings.config.run_record_name,
@@ -75,3 +90,9 @@ class PerfusionMapApp(Application):
         self.add_flow(selection, run_record, {(selection.OUTPUT_SELECTION, run_record.INPUT_SELECTION)})
         self.add_flow(ct_volume, run_record, {(ct_volume.OUTPUT_IMAGE, run_record.INPUT_CT_IMAGE)})
         self.add_flow(nm_volumes, run_record, {(nm_volumes.OUTPUT_VOLUMES, run_record.INPUT_NM_VOLUMES)})
+        self.add_flow(ct_volume, lungs, {(ct_volume.OUTPUT_CT_VOLUME, lungs.INPUT_CT)})
+        self.add_flow(lungs, lung_seg_writer, {(lungs.OUTPUT_SEGMENTATION, lung_seg_writer.INPUT_SEGMENTATION)})
+        self.add_flow(lungs, ct_enhancement, {(lungs.OUTPUT_SEGMENTATION, ct_enhancement.INPUT_SEGMENTATION)})
+        self.add_flow(lungs, run_record, {(lungs.OUTPUT_SUMMARY, run_record.INPUT_LUNG_SEGMENTATION)})
+        self.add_flow(ct_enhancement, run_record, {(ct_enhancement.OUTPUT_LUNGS, run_record.INPUT_ENHANCED_LUNGS)})
+        self.add_flow(lung_seg_writer, run_record, {(lung_seg_writer.OUTPUT_FILES, run_record.INPUT_OUTPUT_FILES)})

@@ -64,12 +64,18 @@ class AppConfig:
         Which series are used, see :mod:`core.series_selection`.
     run_record_name
         File name of the run record written into the output folder.
+    lung_seg_name
+        File name of the lung segmentation (DICOM SEG) written into the output folder.
+    lung_seg_series_number
+        SeriesNumber of the lung segmentation series.
     """
 
     selection: SelectionRules = field(
         default_factory=lambda: SelectionRules(ct=CHEST_CT_RULE, nm=LUNG_AND_BONE_SPECT_RULE)
     )
     run_record_name: str = "run_record.json"
+    lung_seg_name: str = "lung_seg.dcm"
+    lung_seg_series_number: int = 900
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The machine-readable record of one application run (``run_record.json``).
 
 The record says what ran (versions, host), on what (series found, chosen and why,
-volume geometry) and how long each stage took.  It never holds patient names, IDs,
+volume geometry), what came out (lung segmentation outcome and volumes, files written)
+and how long each stage took.  It never holds patient names, IDs,
 birth dates, accession numbers or study dates: only UIDs, series-level descriptions
 and geometry.
 """
@@ -16,14 +17,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import pydicom
 
 from core.geometry import Grid
+from core.labels import LungLabel
+from core.lung.enhancement import LungCrop
 from core.series_selection import SelectionResult, SeriesVerdict
 
 logger = logging.getLogger(__name__)
@@ -127,6 +131,109 @@ class VolumeSummary:
         }
 
 
+SEGMENTED = "segmented"
+NO_LUNGS_FOUND = "no_lungs_found"
+NOT_RUN = "not_run"
+"""Values of :attr:`LungSegmentationSummary.status`."""
+
+
+@dataclass(frozen=True)
+class LungSegmentationSummary:
+    """Outcome of the lung segmentation.
+
+    ``status`` is :data:`SEGMENTED`, :data:`NO_LUNGS_FOUND` (the CT shows no lungs; ``reason``
+    says why) or :data:`NOT_RUN` (no CT in the study).  ``lung_volumes_ml`` maps
+    ``"right_lung"`` / ``"left_lung"`` to millilitres.
+    """
+
+    status: str
+    reason: str | None = None
+    lung_volumes_ml: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, affine_lps: np.ndarray) -> LungSegmentationSummary:
+        """Summary of a :class:`LungLabel` mask whose voxels are placed by the 4x4 index-to-LPS ``affine_lps``."""
+        voxel_ml = abs(float(np.linalg.det(np.asarray(affine_lps, dtype=np.float64)[:3, :3]))) / 1000.0
+        volumes = {
+            label.name.lower(): float(np.count_nonzero(mask == label)) * voxel_ml
+            for label in (LungLabel.RIGHT_LUNG, LungLabel.LEFT_LUNG)
+        }
+        return cls(SEGMENTED, None, volumes)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready mapping; volumes rounded to 0.1 mL."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "lung_volumes_ml": {name: round(float(v), 1) for name, v in self.lung_volumes_ml.items()},
+        }
+
+
+@dataclass(frozen=True)
+class LungCropSummary:
+    """Where one lung's network crop lies.
+
+    ``box_zyx`` holds ``[start, stop)`` voxel ranges of the canonical ``(z, y, x)`` CT grid
+    (:mod:`core.orientation`); ``shape`` and ``spacing_mm`` are the crop's matrix and voxel size.
+    """
+
+    lung: str
+    box_zyx: tuple[tuple[int, int], ...]
+    shape: tuple[int, ...]
+    spacing_mm: tuple[float, ...]
+
+    @classmethod
+    def from_crop(cls, label: LungLabel, crop: LungCrop) -> LungCropSummary:
+        """Summary of the crop of lung ``label``."""
+        return cls(
+            label.name.lower(),
+            tuple((int(part.start), int(part.stop)) for part in crop.box),
+            tuple(int(n) for n in crop.shape),
+            tuple(float(s) for s in crop.grid.spacing_mm),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready mapping; spacings rounded to micrometres."""
+        return {
+            "box_zyx": [list(r) for r in self.box_zyx],
+            "shape": list(self.shape),
+            "spacing_mm": [round(s, 6) for s in self.spacing_mm],
+        }
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A DICOM object the run wrote, by its name inside the output folder."""
+
+    name: str
+    sop_class_uid: str
+    series_instance_uid: str
+    series_number: int
+    series_description: str
+
+    @classmethod
+    def from_dicom(cls, path: Path, output_dir: Path) -> OutputFile:
+        """Read the header of ``path`` (a file inside ``output_dir``)."""
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        return cls(
+            str(Path(path).relative_to(output_dir)),
+            str(ds.SOPClassUID),
+            str(ds.SeriesInstanceUID),
+            int(ds.SeriesNumber),
+            str(ds.get("SeriesDescription", "")),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready mapping."""
+        return {
+            "file": self.name,
+            "sop_class_uid": self.sop_class_uid,
+            "series_instance_uid": self.series_instance_uid,
+            "series_number": self.series_number,
+            "series_description": self.series_description,
+        }
+
+
 def software_versions() -> dict[str, str]:
     """Versions of Python and of the packages in :data:`SOFTWARE_DISTRIBUTIONS` (none is imported)."""
     versions = {"python": platform.python_version()}
@@ -203,6 +310,9 @@ class RunFacts:
     ended_perf_s: float
     status: str
     warnings: Sequence[str] = ()
+    lung_segmentation: LungSegmentationSummary | None = None
+    lung_crops: Sequence[LungCropSummary] = ()
+    outputs: Sequence[OutputFile] = ()
 
 
 def build_run_record(facts: RunFacts) -> dict[str, object]:
@@ -232,6 +342,9 @@ def build_run_record(facts: RunFacts) -> dict[str, object]:
             for role, v in facts.selection.chosen.items()
         },
         "volumes": {v.role: v.as_dict() for v in facts.volumes},
+        "lung_segmentation": None if facts.lung_segmentation is None else facts.lung_segmentation.as_dict(),
+        "lung_crops": {crop.lung: crop.as_dict() for crop in facts.lung_crops},
+        "outputs": [output.as_dict() for output in facts.outputs],
         "warnings": list(facts.warnings),
     }
 

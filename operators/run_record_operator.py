@@ -1,4 +1,4 @@
-"""Write the run record (``run_record.json``) once every volume is built."""
+"""Write the run record (``run_record.json``) once every volume is built and every output written."""
 
 from __future__ import annotations
 
@@ -12,25 +12,42 @@ from holoscan.core import ExecutionContext, InputContext, OutputContext
 from monai.deploy.core import Fragment, Image, Operator, OperatorSpec
 
 from core.geometry import Grid
-from core.run_record import RunContext, RunFacts, StageTimings, VolumeSummary, build_run_record, write_run_record
+from core.run_record import (
+    NO_LUNGS_FOUND,
+    LungCropSummary,
+    LungSegmentationSummary,
+    OutputFile,
+    RunContext,
+    RunFacts,
+    StageTimings,
+    VolumeSummary,
+    build_run_record,
+    write_run_record,
+)
 from core.series_selection import CT_ROLE, SelectionResult, SelectionRules, selection_warnings
 
 STATUS_COMPLETED = "completed"
 
 
 class RunRecordOperator(Operator):
-    """Collect what the run found and built, and write it with versions and timings as JSON.
+    """Collect what the run found, built and wrote, and write it with versions and timings as JSON.
 
     Named inputs
     ------------
     ``INPUT_SELECTION``: :class:`core.series_selection.SelectionResult`.
     ``INPUT_CT_IMAGE``: the CT as ``monai.deploy.core.Image``, or ``None``.
     ``INPUT_NM_VOLUMES``: ``dict[str, tuple[numpy.ndarray, Grid]]`` by tracer.
+    ``INPUT_LUNG_SEGMENTATION``: :class:`core.run_record.LungSegmentationSummary`.
+    ``INPUT_ENHANCED_LUNGS``: ``dict[LungLabel, EnhancedLung]`` (their crop geometry is recorded).
+    ``INPUT_OUTPUT_FILES``: ``list[core.run_record.OutputFile]`` from the DICOM writers.
     """
 
     INPUT_SELECTION = "selection"
     INPUT_CT_IMAGE = "ct_image"
     INPUT_NM_VOLUMES = "nm_volumes"
+    INPUT_LUNG_SEGMENTATION = "lung_segmentation"
+    INPUT_ENHANCED_LUNGS = "enhanced_lungs"
+    INPUT_OUTPUT_FILES = "output_files"
 
     def __init__(
         self,
@@ -65,21 +82,26 @@ class RunRecordOperator(Operator):
 
     def setup(self, spec: OperatorSpec) -> None:
         """Declare the ports."""
-        spec.input(self.INPUT_SELECTION)
-        spec.input(self.INPUT_CT_IMAGE)
-        spec.input(self.INPUT_NM_VOLUMES)
+        for name in (
+            self.INPUT_SELECTION,
+            self.INPUT_CT_IMAGE,
+            self.INPUT_NM_VOLUMES,
+            self.INPUT_LUNG_SEGMENTATION,
+            self.INPUT_ENHANCED_LUNGS,
+            self.INPUT_OUTPUT_FILES,
+        ):
+            spec.input(name)
 
     def compute(self, op_input: InputContext, op_output: OutputContext, context: ExecutionContext) -> None:
         """Build the record from the inputs and write it."""
-        selection = op_input.receive(self.INPUT_SELECTION)
-        ct_image = op_input.receive(self.INPUT_CT_IMAGE)
-        nm_volumes = op_input.receive(self.INPUT_NM_VOLUMES)
-        if not isinstance(selection, SelectionResult):
-            raise TypeError(f"{self.INPUT_SELECTION} must be a SelectionResult, got {type(selection).__name__}")
-        if ct_image is not None and not isinstance(ct_image, Image):
-            raise TypeError(f"{self.INPUT_CT_IMAGE} must be an Image or None, got {type(ct_image).__name__}")
-        if not isinstance(nm_volumes, dict):
-            raise TypeError(f"{self.INPUT_NM_VOLUMES} must be a dict by tracer, got {type(nm_volumes).__name__}")
+        selection = _receive(op_input, self.INPUT_SELECTION, SelectionResult)
+        ct_image = _receive(op_input, self.INPUT_CT_IMAGE, Image, optional=True)
+        nm_volumes = _receive(op_input, self.INPUT_NM_VOLUMES, dict)
+        lung_segmentation = _receive(op_input, self.INPUT_LUNG_SEGMENTATION, LungSegmentationSummary)
+        enhanced_lungs = _receive(op_input, self.INPUT_ENHANCED_LUNGS, dict)
+        outputs = _receive(op_input, self.INPUT_OUTPUT_FILES, list)
+        if not all(isinstance(output, OutputFile) for output in outputs):
+            raise TypeError(f"{self.INPUT_OUTPUT_FILES} must be a list of OutputFile")
         volumes = [_ct_summary(ct_image, selection)] if ct_image is not None else []
         volumes += [
             VolumeSummary.from_grid(tracer, selection.chosen[tracer].summary.series_instance_uid, volume, grid)
@@ -94,10 +116,29 @@ class RunRecordOperator(Operator):
                 ended_at=datetime.now(UTC),
                 ended_perf_s=time.perf_counter(),
                 status=STATUS_COMPLETED,
-                warnings=selection_warnings(selection, self._rules),
+                warnings=selection_warnings(selection, self._rules) + _lung_warnings(lung_segmentation),
+                lung_segmentation=lung_segmentation,
+                lung_crops=[LungCropSummary.from_crop(label, lung.crop) for label, lung in enhanced_lungs.items()],
+                outputs=outputs,
             )
         )
         write_run_record(record, self._record_path)
+
+
+def _receive(op_input: InputContext, name: str, expected: type, *, optional: bool = False) -> Any:
+    """The message on port ``name``; raises TypeError unless it is an ``expected`` (or None if ``optional``)."""
+    value = op_input.receive(name)
+    if (value is None and optional) or isinstance(value, expected):
+        return value
+    none = " or None" if optional else ""
+    raise TypeError(f"{name} must be a {expected.__name__}{none}, got {type(value).__name__}")
+
+
+def _lung_warnings(summary: LungSegmentationSummary) -> list[str]:
+    """The reason a CT gave no lung results, as a run record warning."""
+    if summary.status == NO_LUNGS_FOUND:
+        return [f"no lung segmentation (no lung results): {summary.reason}"]
+    return []
 
 
 def _ct_summary(image: Image, selection: SelectionResult) -> VolumeSummary:

@@ -50,7 +50,7 @@ class SegmentationParams:
     min_lung_ml: float = 15.0
     trachea_hu: float = -950.0
     main_bronchus_mm: float = 30.0
-    closing_mm: float = 12.0
+    closing_mm: float = 25.0
 
 
 def segment_lungs(
@@ -180,7 +180,10 @@ def _lung_components(
     """Air components inside the body that look like lung (median HU, volume)."""
     components, n = ndimage.label(air)
     if n == 0:
-        raise NoLungsFoundError("no air inside the body: this CT does not show the lungs (abdomen, head or limb?)")
+        raise NoLungsFoundError(
+            "no air inside the body: this CT does not show the lungs (abdomen, head or limb?); "
+            "lung segmentation needs a chest CT covering the lungs"
+        )
     index = np.arange(1, n + 1)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     volumes = ndimage.sum_labels(np.ones_like(components), components, index) * voxel_ml
@@ -220,16 +223,26 @@ def _small_attached(components: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def _separate_by_erosion(mask: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """Seeds 1 and 2 from eroding a single lung component until it splits into two large parts."""
+    """Seeds 1 (patient right) and 2 (left) from eroding a single component until it has large parts on both sides.
+
+    Sides are judged against the centre of the mask's bounding box in x; parts smaller than 2 % of the
+    mask are ignored.
+    """
     depth = ndimage.distance_transform_edt(mask, sampling=spacing)
+    xs = np.flatnonzero(mask.any(axis=(0, 1)))
+    centre = 0.5 * (xs[0] + xs[-1])
+    total = float(mask.sum())
     for threshold in np.arange(2.0, 40.0, 2.0):
         parts, n = ndimage.label(depth > threshold)
         if n < 2:
             continue
-        sizes = ndimage.sum_labels(np.ones_like(parts), parts, np.arange(1, n + 1))
-        order = np.argsort(sizes)[::-1] + 1
-        if sizes[order[1] - 1] >= 0.15 * sizes[order[0] - 1]:
-            return np.where(parts == order[0], 1, 0) + np.where(parts == order[1], 2, 0)
+        index = np.arange(1, n + 1)
+        sizes = ndimage.sum_labels(np.ones_like(parts), parts, index)
+        centroid_x = np.asarray([c[2] for c in ndimage.center_of_mass(parts > 0, parts, index)])
+        big = sizes >= 0.02 * total
+        right, left = index[big & (centroid_x < centre)], index[big & (centroid_x >= centre)]
+        if right.size and left.size:
+            return np.where(np.isin(parts, right), 1, 0) + np.where(np.isin(parts, left), 2, 0)
     logger.warning("only one lung found (or the lungs could not be separated); it is labelled by its side")
     return mask.astype(np.int32)
 

@@ -59,35 +59,34 @@ def synthetic_vq_study(tmp_path_factory: pytest.TempPathFactory) -> WrittenStudy
     return write_study(tmp_path_factory.mktemp("vq_study"), SYNTHETIC_STUDY_SEED)
 
 
-@pytest.fixture
-def run_app() -> AppRunner:
+def run_app_process(
+    *args: str | Path, env: dict[str, str] | None = None, stack_limit_bytes: int | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m app ARGS`` from the repository root; returns the completed process (text output).
 
     ``HOLOSCAN_*`` variables of the calling shell are dropped; ``env`` adds variables, and
     ``stack_limit_bytes`` sets the child's soft stack limit (the app must then raise it itself).
     """
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOLOSCAN_")}
+    environment.update(env or {})
 
-    def run(
-        *args: str | Path, env: dict[str, str] | None = None, stack_limit_bytes: int | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("HOLOSCAN_")}
-        environment.update(env or {})
+    def limit_stack() -> None:
+        if stack_limit_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_STACK, (stack_limit_bytes, resource.getrlimit(resource.RLIMIT_STACK)[1]))
 
-        def limit_stack() -> None:
-            if stack_limit_bytes is not None:
-                resource.setrlimit(
-                    resource.RLIMIT_STACK, (stack_limit_bytes, resource.getrlimit(resource.RLIMIT_STACK)[1])
-                )
+    return subprocess.run(
+        [sys.executable, "-m", "app", *map(str, args)],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=APP_TIMEOUT_S,
+        check=False,
+        preexec_fn=limit_stack,
+    )
 
-        return subprocess.run(
-            [sys.executable, "-m", "app", *map(str, args)],
-            cwd=REPO_ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=APP_TIMEOUT_S,
-            check=False,
-            preexec_fn=limit_stack,
-        )
 
-    return run
+@pytest.fixture
+def run_app() -> AppRunner:
+    """:func:`run_app_process`, as a fixture."""
+    return run_app_process

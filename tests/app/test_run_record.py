@@ -8,9 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 from core.geometry import Grid
+from core.labels import LungLabel
+from core.lung.enhancement import LungCrop
 from core.run_record import (
+    SEGMENTED,
+    LungCropSummary,
+    LungSegmentationSummary,
+    OutputFile,
     RunContext,
     RunFacts,
     StageTimings,
@@ -91,3 +100,49 @@ def test_record_is_json_and_free_of_patient_identifiers(rules: SelectionRules, t
     assert record["volumes"]["ct"]["shape"] == [5, 512, 512]
     assert record["timings_s"]["total_wall"] == 1.5
     assert PATIENT_NAME.split("^")[0] not in text and PATIENT_ID not in text and "19500101" not in text
+
+
+def test_lung_volumes_use_the_affine_voxel_volume() -> None:
+    mask = np.zeros((4, 5, 6), np.uint8)
+    mask[0, :2, :3] = LungLabel.RIGHT_LUNG  # 6 voxels
+    mask[1:3, 0, 0] = LungLabel.LEFT_LUNG  # 2 voxels
+    affine = np.eye(4)
+    affine[:3, :3] = [[0.0, 0.0, 0.7], [0.0, -0.8, 0.0], [2.5, 0.0, 0.0]]  # 1.4 mm^3 per voxel, any axis order
+    summary = LungSegmentationSummary.from_mask(mask, affine)
+    assert summary.status == SEGMENTED
+    assert summary.lung_volumes_ml == pytest.approx({"right_lung": 6 * 1.4e-3, "left_lung": 2 * 1.4e-3})
+    assert summary.as_dict() == {
+        "status": "segmented",
+        "reason": None,
+        "lung_volumes_ml": {"right_lung": 0.0, "left_lung": 0.0},
+    }
+
+
+def test_lung_crop_summary_gives_the_box_and_crop_voxels() -> None:
+    grid = Grid((40, 50, 60), (2.0, 1.0, 1.5), (0.0, 0.0, 0.0))
+    crop = LungCrop((slice(4, 36), slice(10, 42), slice(0, 32)), grid, (16, 8, 8))
+    summary = LungCropSummary.from_crop(LungLabel.LEFT_LUNG, crop)
+    assert summary.lung == "left_lung"
+    assert summary.as_dict() == {
+        "box_zyx": [[4, 36], [10, 42], [0, 32]],
+        "shape": [16, 8, 8],
+        "spacing_mm": [4.0, 4.0, 6.0],
+    }
+
+
+def test_output_file_is_described_from_its_header(tmp_path: Path) -> None:
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.66.4", "1.2.3.4"
+    ds.SeriesInstanceUID, ds.SeriesNumber, ds.SeriesDescription = "1.2.3", 900, "Lungs"
+    (tmp_path / "seg").mkdir()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(tmp_path / "seg" / "lungs.dcm", enforce_file_format=True)
+    output = OutputFile.from_dicom(tmp_path / "seg" / "lungs.dcm", tmp_path)
+    assert output.as_dict() == {
+        "file": "seg/lungs.dcm",
+        "sop_class_uid": "1.2.840.10008.5.1.4.1.1.66.4",
+        "series_instance_uid": "1.2.3",
+        "series_number": 900,
+        "series_description": "Lungs",
+    }

@@ -1,0 +1,163 @@
+"""End-to-end: the app segments the lungs of the sample study and writes them as a valid DICOM SEG.
+
+Dice is checked against the phantom's ground truth (``truth.npz["lung_mask"]``: canonical ``(z, y, x)``
+on the CT grid, slice 0 the most inferior, as the CT slices sorted by z).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import highdicom
+import numpy as np
+import pydicom
+import pytest
+
+from app.__main__ import EXIT_OK
+from core.dicom.ct_reader import read_ct_volume
+from core.dicom.seg_writer import ALGORITHM_NAME, sorted_along_normal
+from core.labels import LungLabel
+from core.lung.segmentation import segment_lungs
+from core.orientation import grid_affine_lps
+from tests.app.conftest import run_app_process
+from tests.core.dicom.synthetic_study import WrittenStudy
+from tests.dciodvfy import dciodvfy_errors
+from tests.testdata import REPO_ROOT
+
+SAMPLE = REPO_ROOT / "dicom_samples" / "thorax_small"
+SEG_NAME = "lung_seg.dcm"
+MIN_DICE = 0.95
+LABEL_OF = {"Right lung": LungLabel.RIGHT_LUNG, "Left lung": LungLabel.LEFT_LUNG}
+
+
+def seg_labels(seg_path: Path, ct_paths: list[Path]) -> np.ndarray:
+    """The SEG as a LungLabel volume on the CT slices sorted along the slice normal (ascending z here)."""
+    slices = sorted_along_normal([pydicom.dcmread(path, stop_before_pixels=True) for path in ct_paths])
+    seg = highdicom.seg.segread(seg_path)
+    uids = [str(ds.SOPInstanceUID) for ds in slices]
+    labels = np.zeros((len(slices), int(slices[0].Rows), int(slices[0].Columns)), np.uint8)
+    for item in seg.SegmentSequence:
+        pixels = seg.get_pixels_by_source_instance(uids, segment_numbers=[int(item.SegmentNumber)])[..., 0]
+        labels[pixels > 0] = LABEL_OF[str(item.SegmentLabel)]
+    return labels
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * float(np.count_nonzero(a & b)) / float(np.count_nonzero(a) + np.count_nonzero(b))
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The app run once on the sample study: (process, output folder)."""
+    output = tmp_path_factory.mktemp("sample_run") / "out"
+    return run_app_process("-i", SAMPLE / "dicom", "-o", output), output
+
+
+@pytest.fixture(scope="module")
+def sample_ct_paths() -> list[Path]:
+    return sorted((SAMPLE / "dicom").glob("CT_*.dcm"))
+
+
+def test_sample_run_writes_a_valid_lung_seg(sample_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    result, output = sample_run
+    assert result.returncode == EXIT_OK, result.stderr
+    assert sorted(p.name for p in output.iterdir()) == [SEG_NAME, "run_record.json"]
+    assert dciodvfy_errors(output / SEG_NAME) == []
+    assert " [WARNING] " not in result.stderr
+
+
+def test_sample_seg_is_the_segmentation_and_matches_the_truth(
+    sample_run: tuple[subprocess.CompletedProcess[str], Path], sample_ct_paths: list[Path]
+) -> None:
+    _, output = sample_run
+    labels = seg_labels(output / SEG_NAME, sample_ct_paths)
+    hu, grid = read_ct_volume(sample_ct_paths)
+    np.testing.assert_array_equal(labels, segment_lungs(hu, grid_affine_lps(grid)))
+    truth = np.load(SAMPLE / "ground_truth" / "truth.npz")["lung_mask"]
+    assert truth.shape == labels.shape
+    for label in (LungLabel.RIGHT_LUNG, LungLabel.LEFT_LUNG):
+        assert dice(labels == label, truth == label) >= MIN_DICE, label.name
+
+
+def test_sample_seg_header(
+    sample_run: tuple[subprocess.CompletedProcess[str], Path], sample_ct_paths: list[Path]
+) -> None:
+    _, output = sample_run
+    seg = pydicom.dcmread(output / SEG_NAME, stop_before_pixels=True)
+    ct = pydicom.dcmread(sample_ct_paths[0], stop_before_pixels=True)
+    assert (seg.StudyInstanceUID, seg.FrameOfReferenceUID) == (ct.StudyInstanceUID, ct.FrameOfReferenceUID)
+    assert "research use" in seg.SeriesDescription
+    assert any(item.ManufacturerModelName == ALGORITHM_NAME for item in seg.ContributingEquipmentSequence)
+
+
+def test_sample_run_record_holds_the_lungs_and_the_seg(
+    sample_run: tuple[subprocess.CompletedProcess[str], Path], sample_ct_paths: list[Path]
+) -> None:
+    _, output = sample_run
+    record = json.loads((output / "run_record.json").read_text(encoding="utf-8"))
+    lungs = record["lung_segmentation"]
+    assert (lungs["status"], lungs["reason"]) == ("segmented", None)
+    labels = seg_labels(output / SEG_NAME, sample_ct_paths)
+    voxel_ml = float(np.prod(record["volumes"]["ct"]["spacing_mm"])) / 1000.0
+    for name, label in (("right_lung", LungLabel.RIGHT_LUNG), ("left_lung", LungLabel.LEFT_LUNG)):
+        assert lungs["lung_volumes_ml"][name] == pytest.approx(np.count_nonzero(labels == label) * voxel_ml, abs=0.1)
+        assert record["lung_crops"][name]["shape"] == [128, 64, 64]
+    seg = pydicom.dcmread(output / SEG_NAME, stop_before_pixels=True)
+    assert record["outputs"] == [
+        {
+            "file": SEG_NAME,
+            "sop_class_uid": seg.SOPClassUID,
+            "series_instance_uid": seg.SeriesInstanceUID,
+            "series_number": 900,
+            "series_description": seg.SeriesDescription,
+        }
+    ]
+    assert {"lung_segmentation", "lung_seg_writer", "ct_enhancement"} <= set(record["timings_s"]["operators"])
+
+
+def test_real_ct_slices_give_a_seg_or_say_why_not(real_ct_folder: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    result = run_app_process("-i", real_ct_folder, "-o", output)
+    assert result.returncode == EXIT_OK, result.stderr
+    record = json.loads((output / "run_record.json").read_text(encoding="utf-8"))
+    if (output / SEG_NAME).exists():
+        assert record["lung_segmentation"]["status"] == "segmented"
+        assert dciodvfy_errors(output / SEG_NAME) == []
+        assert [o["file"] for o in record["outputs"]] == [SEG_NAME]
+    else:
+        assert record["lung_segmentation"]["status"] == "no_lungs_found"
+        assert record["lung_segmentation"]["reason"] in result.stderr
+        assert record["outputs"] == []
+
+
+def test_ct_without_lungs_completes_without_seg(synthetic_vq_study: WrittenStudy, tmp_path: Path) -> None:
+    """The synthetic V/Q study's CT holds two 5 mL air pockets, too small for lungs."""
+    output = tmp_path / "out"
+    result = run_app_process("-i", synthetic_vq_study.ct_paths[0].parents[1], "-o", output)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert sorted(p.name for p in output.iterdir()) == ["run_record.json"]
+    record = json.loads((output / "run_record.json").read_text(encoding="utf-8"))
+    lungs = record["lung_segmentation"]
+    assert lungs["status"] == "no_lungs_found"
+    assert "no lung found" in lungs["reason"]
+    assert f"No lung segmentation, so no lung results for this CT: {lungs['reason']}" in result.stderr
+    assert any(lungs["reason"] in warning for warning in record["warnings"])
+    assert record["outputs"] == [] and record["lung_crops"] == {}
+
+
+def test_study_without_ct_records_that_segmentation_did_not_run(tmp_path: Path) -> None:
+    study = tmp_path / "nm_only"
+    study.mkdir()
+    (study / "nm.dcm").symlink_to(SAMPLE / "dicom" / "NM_PERFUSION.dcm")
+    result = run_app_process("-i", study, "-o", tmp_path / "out")
+    assert result.returncode == EXIT_OK, result.stderr
+    record = json.loads((tmp_path / "out" / "run_record.json").read_text(encoding="utf-8"))
+    assert record["lung_segmentation"] == {
+        "status": "not_run",
+        "reason": "the study holds no chest CT",
+        "lung_volumes_ml": {},
+    }
+    assert record["outputs"] == [] and record["lung_crops"] == {}
+    assert " [WARNING] " not in result.stderr
