@@ -12,7 +12,7 @@ from monai.deploy.core.domain.dicom_series_selection import StudySelectedSeries
 from monai.deploy.operators.dicom_series_to_volume_operator import DICOMSeriesToVolumeOperator
 from pydicom import Dataset
 
-from core.dicom.seg_writer import slice_stack_affine_lps, sorted_along_normal
+from core.dicom.slice_stack import slice_stack_affine_lps, sorted_along_normal
 from core.run_record import StageTimings
 
 

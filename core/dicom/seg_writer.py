@@ -37,9 +37,8 @@ from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
-from core.errors import InputDataError
+from core.dicom.slice_stack import sorted_along_normal
 from core.labels import LungLabel
-from core.orientation import affine_from_dicom
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +53,6 @@ CONTENT_DESCRIPTION = "Automatic lung segmentation - research use only"
 DEFAULT_SERIES_NUMBER = 900
 SOURCE_PERSON_NAME_WARNING = r".*unlikely to represent the intended person name"
 """highdicom's UserWarning about a one-component PatientName copied from the CT: nobody running the app can fix it."""
-POSITION_TOLERANCE_MM = 0.01
-"""Largest accepted deviation (mm) of a slice position from the regular stack."""
-ORIENTATION_TOLERANCE = 1e-4
-"""Largest accepted difference between the direction cosines of two slices."""
 
 
 @dataclass(frozen=True)
@@ -75,68 +70,6 @@ LUNG_SEGMENTS = (
     LungSegment(LungLabel.RIGHT_LUNG, "Right lung", codes.SCT.Right, "lightskyblue"),
     LungSegment(LungLabel.LEFT_LUNG, "Left lung", codes.SCT.Left, "palegoldenrod"),
 )
-
-
-def slice_normal(image_orientation_patient: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Unit normal (row cosine x column cosine) of an image plane."""
-    cosines = np.asarray([float(v) for v in image_orientation_patient], dtype=np.float64)
-    return np.cross(cosines[:3], cosines[3:])
-
-
-def sorted_along_normal(datasets: Sequence[Dataset]) -> list[Dataset]:
-    """The slices of one single-frame series in volume order: ascending position along the slice normal.
-
-    Raises
-    ------
-    InputDataError
-        If there are no slices, they differ in orientation or size, or two share a position.
-    """
-    if not datasets:
-        raise InputDataError("no CT slices given")
-    first = datasets[0]
-    orientation = np.asarray([float(v) for v in first.ImageOrientationPatient])
-    for ds in datasets:
-        if np.max(np.abs(np.asarray([float(v) for v in ds.ImageOrientationPatient]) - orientation)) > (
-            ORIENTATION_TOLERANCE
-        ):
-            raise InputDataError("the CT slices differ in ImageOrientationPatient; not one volume")
-        if (int(ds.Rows), int(ds.Columns)) != (int(first.Rows), int(first.Columns)):
-            raise InputDataError("the CT slices differ in Rows/Columns; not one volume")
-    normal = slice_normal(orientation)
-    distances = [float(normal @ np.asarray([float(v) for v in ds.ImagePositionPatient])) for ds in datasets]
-    order = np.argsort(distances, kind="stable")
-    if len(datasets) > 1 and np.min(np.diff(np.sort(distances))) < POSITION_TOLERANCE_MM:
-        raise InputDataError("two CT slices share one position; remove the duplicates")
-    return [datasets[int(i)] for i in order]
-
-
-def slice_stack_affine_lps(slices: Sequence[Dataset]) -> np.ndarray:
-    """Exact index-to-LPS affine of slices in :func:`sorted_along_normal` order, from their headers.
-
-    Column 0 is the step between slices, column 1 the step between rows (PixelSpacing[0] along
-    the column cosine), column 2 the step between columns (PixelSpacing[1] along the row
-    cosine), column 3 the ImagePositionPatient of the first slice (see :mod:`core.orientation`).
-
-    Raises
-    ------
-    InputDataError
-        If the slices are not on one regular grid (uneven spacing, shifted positions).
-    """
-    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in slices])
-    first = slices[0]
-    if len(slices) > 1:
-        step = (positions[-1] - positions[0]) / (len(slices) - 1)
-    else:
-        step = slice_normal(first.ImageOrientationPatient) * float(first.get("SliceThickness") or 1.0)
-    expected = positions[0] + np.arange(len(slices))[:, None] * step
-    deviation_mm = float(np.max(np.abs(positions - expected)))
-    if deviation_mm > POSITION_TOLERANCE_MM:
-        raise InputDataError(
-            f"the CT slices are not on a regular grid (a slice lies {deviation_mm:.3f} mm off); "
-            "uneven slice spacing or a moving table: resample the series first"
-        )
-    pixel_spacing = [float(v) for v in first.PixelSpacing]
-    return affine_from_dicom(first.ImageOrientationPatient, positions[0], pixel_spacing, step)
 
 
 def _check_mask(mask: np.ndarray, slices: Sequence[Dataset]) -> None:

@@ -47,7 +47,7 @@ from skimage.filters import rank
 from core.errors import NoLungsFoundError
 from core.geometry import Grid
 from core.labels import LungLabel
-from core.nm.standardisation import resample_to_grid
+from core.resample import resample_to_grid
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ import pytest
 
 from app.__main__ import EXIT_OK
 from core.dicom.ct_reader import read_ct_volume
-from core.dicom.seg_writer import ALGORITHM_NAME, sorted_along_normal
+from core.dicom.seg_writer import ALGORITHM_NAME
+from core.dicom.slice_stack import sorted_along_normal
 from core.labels import LungLabel
 from core.lung.segmentation import segment_lungs
 from core.orientation import grid_affine_lps

@@ -14,12 +14,8 @@ import pydicom
 import pytest
 from pydicom import Dataset
 
-from core.dicom.seg_writer import (
-    ALGORITHM_NAME,
-    slice_stack_affine_lps,
-    sorted_along_normal,
-    write_lung_seg,
-)
+from core.dicom.seg_writer import ALGORITHM_NAME, write_lung_seg
+from core.dicom.slice_stack import slice_stack_affine_lps, sorted_along_normal
 from core.errors import InputDataError
 from core.labels import LungLabel
 from tests.core.dicom.synthetic_study import CT_GRID, WrittenStudy

@@ -13,9 +13,9 @@ from core.nm.standardisation import (
     discretise,
     high_intensity_value,
     normalise_spect,
-    resample_to_grid,
     standardise_spect,
 )
+from core.resample import resample_to_grid
 
 
 def _lung_case():
