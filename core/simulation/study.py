@@ -119,7 +119,7 @@ def _generate(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: Callab
     mu = hu_to_mu_per_mm(mu_source_hu(phantom))
     spects: dict[str, tuple[SpectResult, SpectAcquisition, str]] = {}
     extra: dict[str, np.ndarray] = {}
-    for name, activity, acquisition, tracer in _acquisitions(phantom, spec, kind, rng, extra):
+    for name, activity, acquisition, tracer in spect_acquisitions(phantom, spec, kind, rng, extra):
         t = time.perf_counter()
         result = simulate_spect(activity, mu, phantom.function_grid, acquisition, spec.recon, rng)
         timings[f"spect_{name}_s"] = time.perf_counter() - t
@@ -202,9 +202,13 @@ def _generate_nema(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: C
     return record
 
 
-def _acquisitions(
+def spect_acquisitions(
     phantom: ThoraxPhantom, spec: StudySpec, kind: str, rng: np.random.Generator, extra: dict[str, np.ndarray]
 ) -> list[tuple[str, np.ndarray, SpectAcquisition, str]]:
+    """(name, activity MBq per function voxel, protocol, tracer) of each SPECT of a lung or bone study.
+
+    Bone studies also put their lesion masks into ``extra``.
+    """
     if kind == "lung":
         lung = SpectAcquisition(time_per_view_s=spec.lung_time_per_view_s)
         return [

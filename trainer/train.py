@@ -1,0 +1,183 @@
+"""Training of ARNN / DDRAN on per-lung samples: masked BCE (seed 000 Eq. 3), Adam, resumable checkpoints.
+
+    python -m trainer.train --config trainer/configs/ddran_cpu.toml --out runs/ddran --stage final
+
+Stages: ``cv`` trains one model per cross-validation fold and reports validation metrics;
+``final`` fits on the whole training part and evaluates on the held-out test cases.  A run
+directory holds ``checkpoint.pt`` (model, optimiser, epoch, history, RNG states: an interrupted
+run resumes from the last finished epoch), ``history.json`` and, for ``final``, ``model_eager.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from trainer.config import TrainConfig, load_config
+from trainer.data import LungSample, load_sample
+from trainer.split import case_of, split_cases
+
+logger = logging.getLogger(__name__)
+
+TORCH_THREADS = 2
+
+
+def build_model(config: TrainConfig) -> nn.Module:
+    """The configured network (imported here so that data preparation does not need it)."""
+    from trainer.networks.arnn import ARNN
+    from trainer.networks.ddran import DDRAN
+
+    kwargs = {"channels": config.model.channels, "dropout": config.model.dropout}
+    return DDRAN(**kwargs) if config.model.kind == "ddran" else ARNN(**kwargs)
+
+
+def outputs_of(config: TrainConfig) -> tuple[str, ...]:
+    """Function names predicted by the configured model, in output order."""
+    return ("perfusion", "ventilation") if config.model.kind == "ddran" else (config.model.function,)
+
+
+def masked_bce(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy averaged over the lung voxels only (seed 000 Eq. 3, N = voxels in the lung).
+
+    The paper averages over the non-zero voxels; here that is the lung mask of the crop, so that
+    zero-valued defects inside the lung still count.
+    """
+    loss = nn.functional.binary_cross_entropy(prediction.clamp(1e-6, 1 - 1e-6), target, reduction="none")
+    return (loss * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def seed_everything(seed: int) -> None:
+    """Python and torch RNGs and deterministic torch kernels (numpy code here takes explicit Generators)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_num_threads(TORCH_THREADS)
+
+
+def _batch(samples: list[LungSample], names: tuple[str, ...]) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    ct = torch.from_numpy(np.stack([s.ct for s in samples])[:, None])
+    mask = torch.from_numpy(np.stack([s.mask for s in samples])[:, None].astype(np.float32))
+    targets = [torch.from_numpy(np.stack([s.targets[n] for s in samples])[:, None]) for n in names]
+    return ct, targets, mask
+
+
+def _loss(model: nn.Module, samples: list[LungSample], names: tuple[str, ...]) -> torch.Tensor:
+    ct, targets, mask = _batch(samples, names)
+    output = model(ct)
+    predictions = output if isinstance(output, tuple) else (output,)
+    return sum((masked_bce(p, t, mask) for p, t in zip(predictions, targets)), torch.zeros(()))
+
+
+def train_model(config: TrainConfig, samples: list[LungSample], run_dir: Path) -> tuple[nn.Module, list[dict]]:
+    """Train on ``samples`` for ``config.optim.epochs`` epochs, resuming from ``run_dir/checkpoint.pt``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.optim.seed)
+    model = build_model(config)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.learning_rate)
+    history: list[dict] = []
+    start = _resume(run_dir / "checkpoint.pt", model, optimiser, history)
+    names = outputs_of(config)
+    order_rng = np.random.default_rng(config.optim.seed)
+    for _ in range(start):  # replay the shuffles of finished epochs, so a resumed run continues identically
+        order_rng.permutation(len(samples))
+    for epoch in range(start, config.optim.epochs):
+        model.train()
+        order = order_rng.permutation(len(samples))
+        batches = [order[i : i + config.optim.batch_size] for i in range(0, len(order), config.optim.batch_size)]
+        if config.optim.max_steps_per_epoch:
+            batches = batches[: config.optim.max_steps_per_epoch]
+        losses = []
+        for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{config.optim.epochs}", unit="batch", leave=False):
+            optimiser.zero_grad()
+            loss = _loss(model, [samples[i] for i in batch], names)
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss))
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses))})
+        _checkpoint(run_dir / "checkpoint.pt", model, optimiser, history)
+        logger.info("epoch %d: train loss %.4f", epoch + 1, history[-1]["train_loss"])
+    (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+    return model, history
+
+
+def _checkpoint(path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, history: list[dict]) -> None:
+    partial = path.with_suffix(".partial")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "history": history,
+            "torch_rng": torch.get_rng_state(),
+        },
+        partial,
+    )
+    partial.replace(path)
+
+
+def _resume(path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, history: list[dict]) -> int:
+    if not path.exists():
+        return 0
+    state = torch.load(path, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    history.extend(state["history"])
+    torch.set_rng_state(state["torch_rng"])
+    logger.info("resumed %s after epoch %d", path, len(history))
+    return len(history)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, sample: LungSample) -> tuple[np.ndarray, ...]:
+    """Model outputs for one sample, each ``(128, 64, 64)`` float32 in (0, 1)."""
+    model.eval()
+    output = model(torch.from_numpy(sample.ct[None, None]))
+    outputs = output if isinstance(output, tuple) else (output,)
+    return tuple(o[0, 0].numpy() for o in outputs)
+
+
+def load_samples(config: TrainConfig, cases: tuple[str, ...]) -> list[LungSample]:
+    """All samples of the given cases."""
+    wanted = set(cases)
+    return [load_sample(p) for p in sorted(config.data.samples.glob("*.npz")) if case_of(p) in wanted]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer.train", description=__doc__)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--stage", choices=("cv", "final"), default="final")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(args.config)
+    cases = sorted({case_of(p) for p in config.data.samples.glob("*.npz")})
+    if config.data.max_cases:
+        cases = cases[: config.data.max_cases]
+    if not cases:
+        parser.error(f"no samples in {config.data.samples}; make them with python -m trainer.phantom_cohort")
+    split = split_cases(cases, test_fraction=config.data.test_fraction, folds=config.data.folds, seed=config.optim.seed)
+    (args.out).mkdir(parents=True, exist_ok=True)
+    (args.out / "split.json").write_text(json.dumps(asdict(split), indent=2))
+    runs = (
+        [(f"fold{k}", *split.fold(k)) for k in range(len(split.folds))]
+        if args.stage == "cv"
+        else [("final", split.train, split.test)]
+    )
+    for name, train_cases, eval_cases in runs:
+        model, _ = train_model(config, load_samples(config, train_cases), args.out / name)
+        if name == "final":
+            torch.save(model.state_dict(), args.out / name / "model_eager.pt")
+        logger.info("%s: trained on %d cases; %d held out", name, len(train_cases), len(eval_cases))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
