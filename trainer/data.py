@@ -9,6 +9,7 @@ separate samples, as in seed 000.
 A sample file ``<case>_<side>.npz`` holds (all ``(128, 64, 64)``, float16 unless stated):
 
 - ``ct``: enhanced CT in [0, 1];
+- ``hu``: the CT in HU on the same crop (for the classical HU-based baseline);
 - ``mask``: bool lung mask of the crop;
 - ``target_<name>``: Eq. 2 (11 levels) of the SPECT, the training target;
 - ``spect_<name>``: SPECT / P75 inside the lung (not discretised), the papers' evaluation truth;
@@ -48,6 +49,7 @@ class LungSample:
     side: str
     ct: np.ndarray
     mask: np.ndarray
+    hu: np.ndarray | None = None
     targets: dict[str, np.ndarray] = field(default_factory=dict)
     spect: dict[str, np.ndarray] = field(default_factory=dict)
     truth: dict[str, np.ndarray] = field(default_factory=dict)
@@ -85,7 +87,7 @@ def samples_from_volumes(
             logger.warning("case %s: no %s lung found; skipped", case_id, side)
             continue
         ct, mask, crop = enhance_lung(hu, lung_mask, label, grid)
-        sample = LungSample(case_id, side, ct.astype(np.float32), mask.astype(bool))
+        sample = LungSample(case_id, side, ct.astype(np.float32), mask.astype(bool), crop.crop(hu))
         for name, volume in on_ct.items():
             cropped = crop.crop(volume)
             sample.targets[name] = standardise_spect(cropped, mask)
@@ -99,6 +101,8 @@ def samples_from_volumes(
 def save_sample(folder: Path, sample: LungSample) -> Path:
     """Write ``<folder>/<case>_<side>.npz`` atomically (temporary name, then rename)."""
     arrays: dict[str, np.ndarray] = {"ct": sample.ct.astype(np.float16), "mask": sample.mask}
+    if sample.hu is not None:
+        arrays["hu"] = sample.hu.astype(np.float16)
     for prefix, values in (("target", sample.targets), ("spect", sample.spect), ("truth", sample.truth)):
         for name, array in values.items():
             arrays[f"{prefix}_{name}"] = array.astype(np.float16)
@@ -113,7 +117,8 @@ def load_sample(path: Path) -> LungSample:
     """Read a sample written by :func:`save_sample` (float32 arrays)."""
     case_id, side = path.stem.rsplit("_", 1)
     with np.load(path) as data:
-        sample = LungSample(case_id, side, data["ct"].astype(np.float32), data["mask"].astype(bool))
+        hu = data["hu"].astype(np.float32) if "hu" in data.files else None
+        sample = LungSample(case_id, side, data["ct"].astype(np.float32), data["mask"].astype(bool), hu)
         for key in data.files:
             prefix, _, name = key.partition("_")
             store = {"target": sample.targets, "spect": sample.spect, "truth": sample.truth}.get(prefix)

@@ -5,19 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.simulation.spect import ReconParams
-from core.simulation.study import StudySpec
 from trainer.config import load_config
 from trainer.data import load_sample, save_sample
-from trainer.phantom_cohort import phantom_case_samples
 from trainer.split import split_cases
-
-TINY = StudySpec((64, 112, 112), (4.5, 3.6, 3.6), recon=ReconParams(iterations=2, subsets=6, matrix=96, n_slices=72))
 
 
 @pytest.fixture(scope="module")
-def samples():
-    return phantom_case_samples(3, TINY)
+def samples(phantom_samples):
+    return phantom_samples
 
 
 def test_two_lungs_on_the_paper_crop_with_eq1_inputs_and_eq2_targets(samples):
@@ -45,6 +40,7 @@ def test_sample_round_trip(tmp_path, samples):
     np.testing.assert_allclose(back.ct, samples[0].ct, atol=1e-3)
     np.testing.assert_array_equal(back.mask, samples[0].mask)
     np.testing.assert_allclose(back.targets["perfusion"], samples[0].targets["perfusion"], atol=1e-3)
+    np.testing.assert_allclose(back.hu, samples[0].hu, atol=0.5)  # float16 keeps HU to about 0.5
 
 
 def test_split_keeps_patients_together_and_follows_the_protocol():

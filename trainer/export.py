@@ -1,0 +1,96 @@
+"""Export a trained network as ``models/<name>/model.ts`` (TorchScript) plus ``metadata.json``.
+
+``metadata.json`` is the model's contract with the application (MONAI bundle style): what goes
+in (shape, value range, the Eq. 1 preprocessing and its parameters), what comes out (meaning,
+range, the Eq. 2 target it was trained on), the version, what it was trained on and the test
+metrics.  The app checks it when it loads the model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.lung import enhancement
+from core.nm import standardisation
+from trainer.config import TrainConfig
+
+METADATA_VERSION = 1
+SYNTHETIC_NOTICE = "Trained on digital phantoms only; research use only, not clinically validated."
+
+
+def preprocessing_contract() -> dict[str, Any]:
+    """The Eq. 1 / Eq. 2 parameters the model was trained with (read from core, the single source)."""
+    return {
+        "crop_shape_zyx": list(enhancement.LUNG_CROP_SHAPE),
+        "crop_margin_mm": enhancement.CROP_MARGIN_MM,
+        "eq1": {
+            "low_hu": enhancement.LOW_HU,
+            "high_hu": enhancement.HIGH_HU,
+            "median_size": enhancement.MEDIAN_SIZE,
+            "uniform_size": enhancement.UNIFORM_SIZE,
+            "histogram_bins": enhancement.HISTOGRAM_BINS,
+        },
+        "eq2": {"percentile": standardisation.HIR_PERCENTILE, "levels": standardisation.DISCRETE_LEVELS},
+    }
+
+
+def export_model(
+    model: nn.Module,
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    name: str,
+    version: str,
+    outputs: tuple[str, ...],
+    trained_on: dict[str, Any],
+    test_metrics: dict[str, Any],
+) -> Path:
+    """Script ``model`` and write it with its metadata into ``out_dir`` (replaced atomically)."""
+    model.eval()
+    scripted = torch.jit.script(model)
+    partial = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    scripted.save(str(partial / "model.ts"))
+    metadata = {
+        "metadata_version": METADATA_VERSION,
+        "name": name,
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "network": {"kind": config.model.kind, "channels": list(config.model.channels)},
+        "input": {
+            "name": "enhanced_ct",
+            "shape": [1, 1, *enhancement.LUNG_CROP_SHAPE],
+            "dtype": "float32",
+            "range": [0.0, 1.0],
+            "preprocessing": preprocessing_contract(),
+            "one_lung_per_sample": True,
+        },
+        "outputs": [
+            {
+                "name": o,
+                "shape": [1, 1, *enhancement.LUNG_CROP_SHAPE],
+                "range": [0.0, 1.0],
+                "meaning": f"{o} relative to the lung's 75th percentile (Eq. 2 scale, 1 = P75)",
+            }
+            for o in outputs
+        ],
+        "trained_on": trained_on,
+        "training": asdict(config) | {"data": {**asdict(config.data), "samples": str(config.data.samples)}},
+        "test_metrics": test_metrics,
+        "notice": SYNTHETIC_NOTICE,
+    }
+    (partial / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    partial.rename(out_dir)
+    return out_dir
