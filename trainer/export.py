@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +56,10 @@ def export_model(
 ) -> Path:
     """Script ``model`` and write it with its metadata into ``out_dir`` (replaced atomically)."""
     model.eval()
-    scripted = torch.jit.script(model)
+    with warnings.catch_warnings():
+        # torch 2.13 deprecates TorchScript; the app's model contract is still a .ts file (torch.jit.load)
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=DeprecationWarning)
+        scripted = torch.jit.script(model)
     partial = out_dir.parent / f".{out_dir.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)

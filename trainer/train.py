@@ -101,7 +101,7 @@ def train_model(config: TrainConfig, samples: list[LungSample], run_dir: Path) -
             loss = _loss(model, [samples[i] for i in batch], names)
             loss.backward()
             optimiser.step()
-            losses.append(float(loss))
+            losses.append(loss.detach().item())
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses))})
         _checkpoint(run_dir / "checkpoint.pt", model, optimiser, history)
         logger.info("epoch %d: train loss %.4f", epoch + 1, history[-1]["train_loss"])
