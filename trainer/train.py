@@ -3,7 +3,9 @@
     python -m trainer.train --config trainer/configs/ddran_cpu.toml --out runs/ddran --stage final
 
 Stages: ``cv`` trains one model per cross-validation fold and reports validation metrics;
-``final`` fits on the whole training part and evaluates on the held-out test cases.  A run
+``final`` fits on the whole training part, evaluates on the held-out test cases (network and
+the HU baseline, ``metrics.md``) and, with ``--export models/<name>``, writes the TorchScript
+model and its metadata.  A run
 directory holds ``checkpoint.pt`` (model, optimiser, epoch, history, RNG states: an interrupted
 run resumes from the last finished epoch), ``history.json`` and, for ``final``, ``model_eager.pt``.
 """
@@ -14,6 +16,7 @@ import argparse
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from tqdm import tqdm
 
 from trainer.config import TrainConfig, load_config
 from trainer.data import LungSample, load_sample
+from trainer.evaluate import evaluate, write_report
+from trainer.export import export_model
 from trainer.split import case_of, split_cases
 
 logger = logging.getLogger(__name__)
@@ -144,6 +149,11 @@ def predict(model: nn.Module, sample: LungSample) -> tuple[np.ndarray, ...]:
     return tuple(o[0, 0].numpy() for o in outputs)
 
 
+def predictor(model: nn.Module, names: tuple[str, ...]) -> Callable[[LungSample], dict[str, np.ndarray]]:
+    """``sample -> {function name: prediction}`` for :func:`trainer.evaluate.evaluate`."""
+    return lambda sample: dict(zip(names, predict(model, sample)))
+
+
 def load_samples(config: TrainConfig, cases: tuple[str, ...]) -> list[LungSample]:
     """All samples of the given cases."""
     wanted = set(cases)
@@ -155,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--stage", choices=("cv", "final"), default="final")
+    parser.add_argument("--export", type=Path, help="after the final fit, export to this models/<name> folder")
+    parser.add_argument("--version", default="0.1.0", help="version written into metadata.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
@@ -173,9 +185,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, train_cases, eval_cases in runs:
         model, _ = train_model(config, load_samples(config, train_cases), args.out / name)
-        if name == "final":
-            torch.save(model.state_dict(), args.out / name / "model_eager.pt")
-        logger.info("%s: trained on %d cases; %d held out", name, len(train_cases), len(eval_cases))
+        held_out = load_samples(config, eval_cases)
+        rows = evaluate(held_out, predictor(model, outputs_of(config)), outputs_of(config))
+        summary = write_report(args.out / name, rows)
+        logger.info(
+            "%s: trained on %d cases, evaluated on %d lungs:\n%s",
+            name,
+            len(train_cases),
+            len(held_out),
+            (args.out / name / "metrics.md").read_text(),
+        )
+        if name == "final" and args.export:
+            export_model(
+                model,
+                config,
+                args.export,
+                name=args.export.name,
+                version=args.version,
+                outputs=outputs_of(config),
+                trained_on={
+                    "data": "digital thorax phantoms (core.simulation, training preset)",
+                    "train_cases": len(train_cases),
+                    "test_cases": len(eval_cases),
+                    "samples": str(config.data.samples),
+                },
+                test_metrics=summary,
+            )
+            logger.info("exported %s", args.export)
     return 0
 
 
