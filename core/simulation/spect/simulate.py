@@ -17,6 +17,7 @@ map, rotation), and scatter is not modelled.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ BODY_MU_FRACTION_OF_WATER = 0.1
 
 SUPPORT_MARGIN_VOXELS = 2
 """The reconstruction support is the filled body outline grown by this many voxels (and slices)."""
+
+ORBIT_CLEARANCE_MM = 10.0
+"""Gap kept between the furthest voxel of the object and the collimator face."""
 
 TORCH_THREADS = 2
 """Threads used by torch during the simulation (the reference machine has two cores)."""
@@ -123,6 +127,7 @@ def simulate_spect(
         zeros = np.zeros(shape_proj, dtype=np.float32)
         return SpectResult(np.zeros(spect_grid.shape, np.float32), spect_grid, zeros, 0.0, 0.0, activity)
     support = object_support(activity, mu)
+    acquisition = clear_the_body(acquisition, support, recon.pixel_mm)
     # data: one PSF per voxel of depth; reconstruction: the faster depth-binned model
     truth_model = SpectProjector(mu, support, recon.pixel_mm, acquisition, recon.subsets, depth_bin_mm=recon.pixel_mm)
     expected = truth_model.forward(truth_model.to_support(activity))
@@ -153,6 +158,27 @@ def simulate_spect(
         time.perf_counter() - started,
     )
     return result
+
+
+def clear_the_body(acquisition: SpectAcquisition, support: np.ndarray, voxel_mm: float) -> SpectAcquisition:
+    """Widen the orbit when the object (body and table) reaches past the radius of rotation.
+
+    The heads cannot pass through the patient: on a large body the technologist sets a larger
+    radius, so the simulation does the same (``ORBIT_CLEARANCE_MM`` beyond the furthest voxel).
+    """
+    ny, nx = support.shape[1:]
+    iy, ix = np.nonzero(support.any(axis=0))
+    if iy.size == 0:
+        return acquisition
+    r_max = float(np.hypot((ix - 0.5 * (nx - 1)) * voxel_mm, (iy - 0.5 * (ny - 1)) * voxel_mm).max()) + voxel_mm
+    if r_max + ORBIT_CLEARANCE_MM <= acquisition.radius_of_rotation_mm:
+        return acquisition
+    logger.info(
+        "radius of rotation raised from %.0f to %.0f mm to clear the body",
+        acquisition.radius_of_rotation_mm,
+        r_max + ORBIT_CLEARANCE_MM,
+    )
+    return dataclasses.replace(acquisition, radius_of_rotation_mm=r_max + ORBIT_CLEARANCE_MM)
 
 
 def object_support(activity_mbq: np.ndarray, mu_per_mm: np.ndarray) -> np.ndarray:
