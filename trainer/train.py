@@ -3,6 +3,7 @@
     python -m trainer.train --config trainer/configs/ddran_cpu.toml --out runs/ddran --stage final
 
 Stages: ``cv`` trains one model per cross-validation fold and reports validation metrics;
+``evaluate`` tests the last checkpoint of ``final`` (also while it is still training);
 ``final`` fits on the whole training part, evaluates on the held-out test cases (network and
 the HU baseline, ``metrics.md``) and, with ``--export models/<name>``, writes the TorchScript
 model and its metadata.  A run
@@ -154,6 +155,15 @@ def predictor(model: nn.Module, names: tuple[str, ...]) -> Callable[[LungSample]
     return lambda sample: dict(zip(names, predict(model, sample)))
 
 
+def load_checkpoint_model(config: TrainConfig, path: Path) -> nn.Module:
+    """The configured network with the weights of a training checkpoint."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; train first (--stage final)")
+    model = build_model(config)
+    model.load_state_dict(torch.load(path, weights_only=False)["model"])
+    return model
+
+
 def load_samples(config: TrainConfig, cases: tuple[str, ...]) -> list[LungSample]:
     """All samples of the given cases."""
     wanted = set(cases)
@@ -164,7 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.train", description=__doc__)
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--stage", choices=("cv", "final"), default="final")
+    parser.add_argument(
+        "--stage",
+        choices=("cv", "final", "evaluate"),
+        default="final",
+        help="evaluate: test the last checkpoint of the final fit without training (e.g. while it runs)",
+    )
     parser.add_argument("--export", type=Path, help="after the final fit, export to this models/<name> folder")
     parser.add_argument("--version", default="0.1.0", help="version written into metadata.json")
     args = parser.parse_args(argv)
@@ -184,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         else [("final", split.train, split.test)]
     )
     for name, train_cases, eval_cases in runs:
-        model, _ = train_model(config, load_samples(config, train_cases), args.out / name)
+        if args.stage == "evaluate":
+            model = load_checkpoint_model(config, args.out / name / "checkpoint.pt")
+        else:
+            model, _ = train_model(config, load_samples(config, train_cases), args.out / name)
         held_out = load_samples(config, eval_cases)
         rows = evaluate(held_out, predictor(model, outputs_of(config)), outputs_of(config))
         summary = write_report(args.out / name, rows)

@@ -94,3 +94,6 @@ def test_command_line_final_fit_evaluates_and_exports(tmp_path, phantom_samples)
     metadata = json.loads((export / "metadata.json").read_text())
     assert metadata["trained_on"]["train_cases"] == 2
     assert "perfusion/network/spect" in metadata["test_metrics"]
+    (tmp_path / "run" / "final" / "metrics.md").unlink()
+    assert main(["--config", str(config), "--out", str(tmp_path / "run"), "--stage", "evaluate"]) == 0
+    assert (tmp_path / "run" / "final" / "metrics.md").read_text() == table
