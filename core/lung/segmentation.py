@@ -201,25 +201,20 @@ def _lung_components(
 
 
 def _split_left_right(candidates: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """Two largest components as right (x < midline in LPS: smaller x) and left lungs; separate touching lungs."""
+    """Right (smaller x in LPS) and left lungs; separate touching lungs.
+
+    The two largest components seed the lungs (or, if one component dominates, the two parts left
+    after eroding it); every other lung-like component (e.g. cut off by the airway removal) joins
+    the nearest seed.
+    """
     components, n = ndimage.label(candidates)
     sizes = ndimage.sum_labels(np.ones_like(components), components, np.arange(1, n + 1))
     order = np.argsort(sizes)[::-1] + 1
     if n >= 2 and sizes[order[1] - 1] >= 0.15 * sizes[order[0] - 1]:
-        seeds = np.where(np.isin(components, order[:2]), components, 0)
-        seeds[seeds == order[0]], seeds[seeds == order[1]] = 101, 102
-        seeds -= np.where(seeds > 0, 100, 0)
-        mask = np.isin(components, order[:2]) | _small_attached(components, order[:2])
+        seeds = np.where(components == order[0], 1, 0) + np.where(components == order[1], 2, 0)
     else:
-        mask = candidates
-        seeds = _separate_by_erosion(mask, spacing)
-    labels = _nearest_seed(mask, seeds, spacing)
-    return _order_by_side(labels)
-
-
-def _small_attached(components: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Other lung-like components (e.g. cut off by the airway removal) are kept and joined to the nearest lung."""
-    return (components > 0) & ~np.isin(components, keep)
+        seeds = _separate_by_erosion(candidates, spacing)
+    return _order_by_side(_nearest_seed(candidates, seeds, spacing))
 
 
 def _separate_by_erosion(mask: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
