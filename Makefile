@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SAMPLE ?= dicom_samples/thorax_small/dicom
 OUT ?= output/demo
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench weights clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_generate_clinical.py
 	$(PY) bench/bench_ct_ventilation_calibration.py
+
+# Reproduce models/ddran_lung from phantoms on this CPU (about 55 minutes; COMPARE=1 adds the ARNN comparison)
+weights: $(STAMP)
+	PY=$(PY) bash scripts/reproduce_weights.sh
 
 clean:
 	rm -rf output .pytest_cache .mypy_cache .ruff_cache

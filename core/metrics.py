@@ -17,6 +17,11 @@ Conventions
   on the values.  They agree for a linear relation; Spearman is 1 for any increasing relation.
 * SSIM (Eq. 5) uses a 3-D Gaussian window, sigma 1.5 voxels truncated at 3.5 sigma (11 voxels
   across), and population (not sample) covariances: the convention of Wang et al. 2004.
+  :func:`evaluate_function_map` compares in the range of Eq. 2 (``[0, 1]``, the network's
+  output range: truth above its P75 is clipped to 1, ``L = 1``) and reports two averages of the
+  SSIM map: ``ssim`` over the whole lung crop, lung and zeroed surroundings, as the papers
+  evaluate images "cropped to include only the lung parenchyma" (seed 001), and the stricter
+  ``ssim_lung`` over the lung voxels only.
 * Degenerate content (empty selection, constant image, non-positive P75) gives ``nan`` and a
   warning naming it, never an exception; wrong shapes or arguments raise :class:`ValueError`.
 """
@@ -50,8 +55,10 @@ SSIM_WINDOW_VOXELS = 2 * int(SSIM_TRUNCATE * SSIM_SIGMA_VOXELS + 0.5) + 1
 """Window width; every axis of an SSIM input must be at least this long."""
 FUNCTION_THRESHOLD = 0.66
 """``SPECT / P75`` at or above which lung is high-functional (seed 000, Eq. 6)."""
-METRIC_KEYS = ("spearman", "pearson", "ssim", "dice_high", "dice_low")
+METRIC_KEYS = ("spearman", "pearson", "ssim", "ssim_lung", "dice_high", "dice_low")
 """Keys of :func:`evaluate_function_map`, in this order."""
+SSIM_RANGE = 1.0
+"""Value range the SSIM compares in: the network's output range, that of Eq. 2 (``[0, 1]``)."""
 
 
 def _check_pair(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray | None) -> np.ndarray | None:
@@ -281,22 +288,32 @@ def evaluate_function_map(
         Same shape; the SPECT normalised by :func:`core.nm.standardisation.normalise_spect`.
     mask
         Same shape; nonzero inside the lung.
-    k1, k2, data_range
+    k1, k2
         See :func:`ssim`.
+    data_range
+        ``None`` (default): SSIM in the range of Eq. 2, truth clipped to ``[0, 1]`` and ``L = 1``.
+        A number: SSIM of the unclipped images with this ``L``.
     threshold, percentile
         See :func:`functional_dice`.
 
     Returns
     -------
     dict of str to float
-        ``spearman`` and ``pearson`` (non-zero truth inside the mask), ``ssim`` (mean inside the
+        ``spearman`` and ``pearson`` (non-zero truth inside the mask), ``ssim`` (mean over the
+        whole array, prediction set to 0 outside the mask) and ``ssim_lung`` (mean inside the
         mask), ``dice_high`` and ``dice_low``; ``nan`` where degenerate (see the functions).
     """
+    inside = _check_pair(prediction, truth, mask)
+    assert inside is not None
+    prediction = np.where(inside, prediction, 0.0)
     dice_high, dice_low = functional_dice(prediction, truth, mask, threshold=threshold, percentile=percentile)
+    clipped = np.clip(truth, 0.0, SSIM_RANGE) if data_range is None else truth
+    L = SSIM_RANGE if data_range is None else data_range
     values = (
         spearman_nonzero(prediction, truth, mask),
         pearson_nonzero(prediction, truth, mask),
-        ssim(prediction, truth, k1=k1, k2=k2, data_range=data_range, mask=mask),
+        ssim(prediction, clipped, k1=k1, k2=k2, data_range=L, mask=np.ones_like(inside)),
+        ssim(prediction, clipped, k1=k1, k2=k2, data_range=L, mask=mask),
         dice_high,
         dice_low,
     )
@@ -332,3 +349,43 @@ def to_spect_resolution(
         ``spect_grid.shape``; float32 for ``'linear'``, the dtype of ``volume`` for ``'nearest'``.
     """
     return resample_to_grid(volume, source, spect_grid, interpolation=interpolation)
+
+
+def spect_voxels_covering(spect_grid: Grid, region: Grid) -> tuple[tuple[slice, slice, slice], Grid]:
+    """The SPECT voxels whose centres lie inside ``region`` (a lung crop), as slices and a grid.
+
+    Seed 000 evaluates at the SPECT's own resolution; cutting the native SPECT voxels that cover a
+    crop keeps the truth free of any interpolation, and the prediction is resampled onto them
+    (:func:`to_spect_resolution`).
+
+    Parameters
+    ----------
+    spect_grid
+        Grid of the SPECT volume.
+    region
+        Grid whose physical extent (voxel edges) bounds the wanted voxels.
+
+    Returns
+    -------
+    tuple
+        ``(z, y, x)`` slices into the SPECT array and the grid of that sub-volume.
+
+    Raises
+    ------
+    ValueError
+        If no SPECT voxel centre lies inside the region.
+    """
+    slices = []
+    start_lps = [0.0, 0.0, 0.0]
+    for axis, lps in ((0, 2), (1, 1), (2, 0)):
+        spacing = spect_grid.spacing_mm[axis]
+        lower = region.origin_lps_mm[lps] - 0.5 * region.spacing_mm[axis]
+        upper = lower + region.shape[axis] * region.spacing_mm[axis]
+        first = max(0, math.ceil((lower - spect_grid.origin_lps_mm[lps]) / spacing - 1e-6))
+        stop = min(spect_grid.shape[axis], math.floor((upper - spect_grid.origin_lps_mm[lps]) / spacing + 1e-6) + 1)
+        if stop <= first:
+            raise ValueError(f"no SPECT voxel centre lies inside the region along axis {axis}")
+        slices.append(slice(first, stop))
+        start_lps[lps] = spect_grid.origin_lps_mm[lps] + first * spacing
+    shape = tuple(s.stop - s.start for s in slices)
+    return tuple(slices), Grid(shape, spect_grid.spacing_mm, tuple(start_lps))  # type: ignore[return-value,arg-type]

@@ -13,7 +13,12 @@ A sample file ``<case>_<side>.npz`` holds (all ``(128, 64, 64)``, float16 unless
 - ``mask``: bool lung mask of the crop;
 - ``target_<name>``: Eq. 2 (11 levels) of the SPECT, the training target;
 - ``spect_<name>``: SPECT / P75 inside the lung (not discretised), the papers' evaluation truth;
-- ``truth_<name>``: for phantoms, the true function field / P75, which the papers could not have.
+- ``truth_<name>``: for phantoms, the true function field / P75, which the papers could not have;
+- ``cropgrid``: float64 ``(6,)``, spacing ``(dz, dy, dx)`` and origin ``(x, y, z)`` of the crop grid;
+- ``native_<name>``: the SPECT's own voxels that cover the crop (:func:`core.metrics.spect_voxels_covering`),
+  divided by their P75 in the lung, 0 outside: seed 000 evaluates at SPECT resolution;
+- ``nativemask_<name>``: bool lung mask on those voxels (the crop mask resampled, at least half lung);
+- ``nativegrid_<name>``: float64 ``(6,)``, the grid of those voxels (as ``cropgrid``).
 
 ``<name>`` is ``perfusion`` and/or ``ventilation``.
 """
@@ -31,6 +36,7 @@ from core.geometry import Grid
 from core.labels import LungLabel
 from core.lung.enhancement import enhance_lung
 from core.lung.segmentation import segment_lungs
+from core.metrics import spect_voxels_covering
 from core.nm.standardisation import normalise_spect, standardise_spect
 from core.orientation import grid_affine_lps
 from core.resample import resample_to_grid
@@ -39,6 +45,36 @@ logger = logging.getLogger(__name__)
 
 FUNCTIONS = ("perfusion", "ventilation")
 SIDES = {LungLabel.RIGHT_LUNG: "right", LungLabel.LEFT_LUNG: "left"}
+
+
+@dataclass
+class NativeSpect:
+    """The SPECT voxels covering a lung crop, for evaluation at SPECT resolution (seed 000)."""
+
+    values: np.ndarray
+    """SPECT / P75 in the lung, 0 outside."""
+    mask: np.ndarray
+    grid: Grid
+
+
+def _grid_vector(grid: Grid) -> np.ndarray:
+    return np.array([*grid.spacing_mm, *grid.origin_lps_mm], dtype=np.float64)
+
+
+def _grid_from(vector: np.ndarray, shape: tuple[int, ...]) -> Grid:
+    values = [float(v) for v in vector]
+    return Grid(shape, tuple(values[:3]), tuple(values[3:]))  # type: ignore[arg-type]
+
+
+def native_spect(volume: np.ndarray, spect_grid: Grid, mask: np.ndarray, crop_grid: Grid) -> NativeSpect:
+    """The SPECT's own voxels covering a crop, normalised by their P75 in the lung.
+
+    The crop's lung mask is resampled onto those voxels (linear interpolation of the 0/1 mask,
+    a voxel is lung if at least half of it is).
+    """
+    slices, grid = spect_voxels_covering(spect_grid, crop_grid)
+    on_native = resample_to_grid(mask.astype(np.float32), crop_grid, grid) >= 0.5
+    return NativeSpect(normalise_spect(volume[slices].astype(np.float32), on_native), on_native, grid)
 
 
 @dataclass
@@ -53,6 +89,8 @@ class LungSample:
     targets: dict[str, np.ndarray] = field(default_factory=dict)
     spect: dict[str, np.ndarray] = field(default_factory=dict)
     truth: dict[str, np.ndarray] = field(default_factory=dict)
+    crop_grid: Grid | None = None
+    native: dict[str, NativeSpect] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -87,11 +125,12 @@ def samples_from_volumes(
             logger.warning("case %s: no %s lung found; skipped", case_id, side)
             continue
         ct, mask, crop = enhance_lung(hu, lung_mask, label, grid)
-        sample = LungSample(case_id, side, ct.astype(np.float32), mask.astype(bool), crop.crop(hu))
+        sample = LungSample(case_id, side, ct.astype(np.float32), mask.astype(bool), crop.crop(hu), crop_grid=crop.grid)
         for name, volume in on_ct.items():
             cropped = crop.crop(volume)
             sample.targets[name] = standardise_spect(cropped, mask)
             sample.spect[name] = normalise_spect(cropped, mask)
+            sample.native[name] = native_spect(*spects[name], mask, crop.grid)
         for name, volume in truth_on_ct.items():
             sample.truth[name] = normalise_spect(crop.crop(volume), mask)
         samples.append(sample)
@@ -106,6 +145,12 @@ def save_sample(folder: Path, sample: LungSample) -> Path:
     for prefix, values in (("target", sample.targets), ("spect", sample.spect), ("truth", sample.truth)):
         for name, array in values.items():
             arrays[f"{prefix}_{name}"] = array.astype(np.float16)
+    if sample.crop_grid is not None:
+        arrays["cropgrid"] = _grid_vector(sample.crop_grid)
+    for name, native in sample.native.items():
+        arrays[f"native_{name}"] = native.values.astype(np.float32)
+        arrays[f"nativemask_{name}"] = native.mask
+        arrays[f"nativegrid_{name}"] = _grid_vector(native.grid)
     path = folder / f"{sample.name}.npz"
     partial = folder / f".{sample.name}.partial.npz"
     np.savez_compressed(partial, **arrays)  # type: ignore[arg-type]
@@ -124,4 +169,10 @@ def load_sample(path: Path) -> LungSample:
             store = {"target": sample.targets, "spect": sample.spect, "truth": sample.truth}.get(prefix)
             if store is not None:
                 store[name] = data[key].astype(np.float32)
+            if prefix == "native":
+                values = data[key].astype(np.float32)
+                grid = _grid_from(data[f"nativegrid_{name}"], values.shape)
+                sample.native[name] = NativeSpect(values, data[f"nativemask_{name}"].astype(bool), grid)
+        if "cropgrid" in data.files:
+            sample.crop_grid = _grid_from(data["cropgrid"], sample.ct.shape)
     return sample

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,9 +54,13 @@ def export_model(
     outputs: tuple[str, ...],
     trained_on: dict[str, Any],
     test_metrics: dict[str, Any],
+    extra_files: Sequence[Path] = (),
 ) -> Path:
-    """Script ``model`` and write it with its metadata into ``out_dir`` (replaced atomically)."""
-    model.eval()
+    """Script ``model`` and write it with its metadata into ``out_dir`` (replaced atomically).
+
+    ``extra_files`` (the metrics table, the report's plots) are copied into ``out_dir/report/``.
+    """
+    model = model.cpu().float().eval()
     with warnings.catch_warnings():
         # torch 2.13 deprecates TorchScript; the app's model contract is still a .ts file (torch.jit.load)
         warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=DeprecationWarning)
@@ -94,6 +99,10 @@ def export_model(
         "notice": SYNTHETIC_NOTICE,
     }
     (partial / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    if extra_files:
+        (partial / "report").mkdir()
+        for path in extra_files:
+            shutil.copy2(path, partial / "report" / Path(path).name)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     partial.rename(out_dir)

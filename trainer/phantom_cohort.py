@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +44,29 @@ def phantom_case_samples(seed: int, spec: StudySpec) -> list[LungSample]:
     return samples_from_volumes(f"phantom{seed:05d}", phantom.hu.astype(np.float32), grid, spects, truths)
 
 
-def build_cohort(out: Path, seeds: range, spec: StudySpec) -> list[Path]:
-    """Write the samples of every seed into ``out`` (skipping cases already there); returns all sample paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    for seed in tqdm(seeds, unit="case", desc="phantom cohort"):
-        if list(out.glob(f"phantom{seed:05d}_*.npz")):
-            continue
+def _write_case(seed: int, out: Path, spec: StudySpec) -> int:
+    """Simulate and save one case unless its samples exist; returns the seed."""
+    if not list(out.glob(f"phantom{seed:05d}_*.npz")):
         for sample in phantom_case_samples(seed, spec):
             save_sample(out, sample)
+    return seed
+
+
+def build_cohort(out: Path, seeds: range, spec: StudySpec, *, workers: int = 1) -> list[Path]:
+    """Write the samples of every seed into ``out`` (skipping cases already there); returns all sample paths.
+
+    ``workers`` > 1 simulates cases in that many processes; each case depends on its seed only,
+    so the samples are the same for any number of workers.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    job = partial(_write_case, out=out, spec=spec)
+    if workers <= 1:
+        for seed in tqdm(seeds, unit="case", desc="phantom cohort"):
+            job(seed)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for _ in tqdm(pool.map(job, seeds), total=len(seeds), unit="case", desc="phantom cohort"):
+                pass
     return sorted(out.glob("phantom*.npz"))
 
 
@@ -59,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--first-seed", type=int, default=10000)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="training")
+    parser.add_argument("--workers", type=int, default=1, help="cases simulated in parallel (processes)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    paths = build_cohort(args.out, range(args.first_seed, args.first_seed + args.cases), PRESETS[args.preset])
+    seeds = range(args.first_seed, args.first_seed + args.cases)
+    paths = build_cohort(args.out, seeds, PRESETS[args.preset], workers=args.workers)
     print(f"{len(paths)} samples in {args.out}")
     return 0
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -26,10 +28,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from core.metrics import METRIC_KEYS
 from trainer.config import TrainConfig, load_config
 from trainer.data import LungSample, load_sample
 from trainer.evaluate import evaluate, write_report
 from trainer.export import export_model
+from trainer.report import write_training_report
 from trainer.split import case_of, split_cases
 
 logger = logging.getLogger(__name__)
@@ -78,18 +82,65 @@ def _batch(samples: list[LungSample], names: tuple[str, ...]) -> tuple[torch.Ten
     return ct, targets, mask
 
 
-def _loss(model: nn.Module, samples: list[LungSample], names: tuple[str, ...]) -> torch.Tensor:
+def device_of(config: TrainConfig) -> torch.device:
+    """The configured device; ``auto`` is CUDA when present (a lent GPU), else the CPU."""
+    if config.optim.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(config.optim.device)
+
+
+def _autocast(config: TrainConfig, device: torch.device) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.optim.precision == "bf16")
+
+
+def _loss(
+    model: nn.Module, samples: list[LungSample], names: tuple[str, ...], config: TrainConfig, device: torch.device
+) -> torch.Tensor:
     ct, targets, mask = _batch(samples, names)
-    output = model(ct)
+    ct, mask = ct.to(device), mask.to(device)
+    with _autocast(config, device):
+        output = model(ct)
     predictions = output if isinstance(output, tuple) else (output,)
-    return sum((masked_bce(p, t, mask) for p, t in zip(predictions, targets)), torch.zeros(()))
+    losses = (masked_bce(p.float(), t.to(device), mask) for p, t in zip(predictions, targets))
+    return sum(losses, torch.zeros((), device=device))
 
 
-def train_model(config: TrainConfig, samples: list[LungSample], run_dir: Path) -> tuple[nn.Module, list[dict]]:
-    """Train on ``samples`` for ``config.optim.epochs`` epochs, resuming from ``run_dir/checkpoint.pt``."""
+def _learning_rate(config: TrainConfig, epoch: int) -> float:
+    """Learning rate of ``epoch`` (0-based): constant, or a cosine from the configured rate to 0."""
+    if config.optim.schedule == "constant":
+        return config.optim.learning_rate
+    return 0.5 * config.optim.learning_rate * (1.0 + math.cos(math.pi * epoch / config.optim.epochs))
+
+
+def monitor_metrics(model: nn.Module, config: TrainConfig, samples: list[LungSample]) -> dict[str, float]:
+    """Mean metrics of the network against SPECT over ``samples``: ``<function>_<metric>`` keys."""
+    if not samples:
+        return {}
+    names = outputs_of(config)
+    rows = [
+        row
+        for row in evaluate(samples, predictor(model, names, config), names)
+        if row["method"] == "network" and row["reference"] == "spect"
+    ]
+    return {
+        f"{name}_{metric}": float(np.nanmean([r[metric] for r in rows if r["function"] == name]))
+        for name in names
+        for metric in METRIC_KEYS
+    }
+
+
+def train_model(
+    config: TrainConfig, samples: list[LungSample], run_dir: Path, monitor: list[LungSample] | None = None
+) -> tuple[nn.Module, list[dict]]:
+    """Train on ``samples`` for ``config.optim.epochs`` epochs, resuming from ``run_dir/checkpoint.pt``.
+
+    After every epoch the history gets the mean training loss, the learning rate, the epoch's
+    seconds and, when ``monitor`` lungs are given, the network's metrics on them.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(config.optim.seed)
-    model = build_model(config)
+    device = device_of(config)
+    model = build_model(config).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.learning_rate)
     history: list[dict] = []
     start = _resume(run_dir / "checkpoint.pt", model, optimiser, history)
@@ -103,16 +154,27 @@ def train_model(config: TrainConfig, samples: list[LungSample], run_dir: Path) -
         batches = [order[i : i + config.optim.batch_size] for i in range(0, len(order), config.optim.batch_size)]
         if config.optim.max_steps_per_epoch:
             batches = batches[: config.optim.max_steps_per_epoch]
+        rate = _learning_rate(config, epoch)
+        for group in optimiser.param_groups:
+            group["lr"] = rate
         losses = []
+        started = time.perf_counter()
         for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{config.optim.epochs}", unit="batch", leave=False):
             optimiser.zero_grad()
-            loss = _loss(model, [samples[i] for i in batch], names)
+            loss = _loss(model, [samples[i] for i in batch], names, config, device)
             loss.backward()
             optimiser.step()
             losses.append(loss.detach().item())
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses))})
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "learning_rate": rate,
+            "seconds": time.perf_counter() - started,
+        }
+        entry.update(monitor_metrics(model, config, monitor or []))
+        history.append(entry)
         _checkpoint(run_dir / "checkpoint.pt", model, optimiser, history)
-        logger.info("epoch %d: train loss %.4f", epoch + 1, history[-1]["train_loss"])
+        logger.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"))
     (run_dir / "history.json").write_text(json.dumps(history, indent=2))
     return model, history
 
@@ -134,7 +196,7 @@ def _checkpoint(path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, 
 def _resume(path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, history: list[dict]) -> int:
     if not path.exists():
         return 0
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=False, map_location=next(model.parameters()).device)
     model.load_state_dict(state["model"])
     optimiser.load_state_dict(state["optimiser"])
     history.extend(state["history"])
@@ -144,17 +206,23 @@ def _resume(path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, hist
 
 
 @torch.no_grad()
-def predict(model: nn.Module, sample: LungSample) -> tuple[np.ndarray, ...]:
+def predict(model: nn.Module, sample: LungSample, config: TrainConfig | None = None) -> tuple[np.ndarray, ...]:
     """Model outputs for one sample, each ``(128, 64, 64)`` float32 in (0, 1)."""
     model.eval()
-    output = model(torch.from_numpy(sample.ct[None, None]).to(memory_format=torch.channels_last_3d))
+    device = next(model.parameters()).device
+    ct = torch.from_numpy(sample.ct[None, None]).to(device, memory_format=torch.channels_last_3d)
+    bf16 = config is not None and config.optim.precision == "bf16"
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        output = model(ct)
     outputs = output if isinstance(output, tuple) else (output,)
-    return tuple(o[0, 0].numpy() for o in outputs)
+    return tuple(o[0, 0].float().cpu().numpy() for o in outputs)
 
 
-def predictor(model: nn.Module, names: tuple[str, ...]) -> Callable[[LungSample], dict[str, np.ndarray]]:
+def predictor(
+    model: nn.Module, names: tuple[str, ...], config: TrainConfig | None = None
+) -> Callable[[LungSample], dict[str, np.ndarray]]:
     """``sample -> {function name: prediction}`` for :func:`trainer.evaluate.evaluate`."""
-    return lambda sample: dict(zip(names, predict(model, sample)))
+    return lambda sample: dict(zip(names, predict(model, sample, config)))
 
 
 def load_checkpoint_model(config: TrainConfig, path: Path) -> nn.Module:
@@ -162,7 +230,7 @@ def load_checkpoint_model(config: TrainConfig, path: Path) -> nn.Module:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; train first (--stage final)")
     model = build_model(config)
-    model.load_state_dict(torch.load(path, weights_only=False)["model"])
+    model.load_state_dict(torch.load(path, weights_only=False, map_location="cpu")["model"])
     return model
 
 
@@ -200,14 +268,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.stage == "cv"
         else [("final", split.train, split.test)]
     )
+    names = outputs_of(config)
     for name, train_cases, eval_cases in runs:
+        held_out = load_samples(config, eval_cases)
+        started = time.perf_counter()
         if args.stage == "evaluate":
             model = load_checkpoint_model(config, args.out / name / "checkpoint.pt")
+            history = torch.load(args.out / name / "checkpoint.pt", weights_only=False)["history"]
         else:
-            model, _ = train_model(config, load_samples(config, train_cases), args.out / name)
-        held_out = load_samples(config, eval_cases)
-        rows = evaluate(held_out, predictor(model, outputs_of(config)), outputs_of(config))
+            monitor = held_out[: config.optim.monitor_lungs]
+            model, history = train_model(config, load_samples(config, train_cases), args.out / name, monitor)
+        training_seconds = time.perf_counter() - started
+        model = model.cpu().float()
+        rows = evaluate(held_out, predictor(model, names), names)  # fp32 on the CPU, as the app runs it
         summary = write_report(args.out / name, rows)
+        plots = write_training_report(
+            args.out / name / "report", history, rows, held_out[:3], predictor(model, names), names
+        )
         logger.info(
             "%s: trained on %d cases, evaluated on %d lungs:\n%s",
             name,
@@ -222,14 +299,19 @@ def main(argv: list[str] | None = None) -> int:
                 args.export,
                 name=args.export.name,
                 version=args.version,
-                outputs=outputs_of(config),
+                outputs=names,
                 trained_on={
                     "data": "digital thorax phantoms (core.simulation, training preset)",
                     "train_cases": len(train_cases),
                     "test_cases": len(eval_cases),
+                    "train_lungs": sum(1 for p in config.data.samples.glob("*.npz") if case_of(p) in set(train_cases)),
+                    "test_lungs": len(held_out),
                     "samples": str(config.data.samples),
+                    "training_seconds": round(training_seconds, 1),
+                    "epochs": len(history),
                 },
                 test_metrics=summary,
+                extra_files=[args.out / name / "metrics.md", *plots],
             )
             logger.info("exported %s", args.export)
     return 0

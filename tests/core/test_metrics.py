@@ -20,6 +20,7 @@ from core.metrics import (
     functional_dice,
     pearson_nonzero,
     spearman_nonzero,
+    spect_voxels_covering,
     ssim,
     to_spect_resolution,
 )
@@ -241,12 +242,29 @@ def test_functional_dice_of_a_zero_prediction_is_nan_with_a_warning(caplog):
 
 
 def test_evaluate_function_map_keys_and_perfect_agreement():
-    truth = _smooth_volume() + 0.1
-    mask = np.zeros(truth.shape, dtype=bool)
+    mask = np.zeros((16, 16, 16), dtype=bool)
     mask[3:13, 3:13, 3:13] = True
+    truth = np.where(mask, 0.1 + 0.9 * _smooth_volume(), 0.0)  # inside the [0, 1] range of Eq. 2
     result = evaluate_function_map(truth, truth, mask)
-    assert tuple(result) == METRIC_KEYS == ("spearman", "pearson", "ssim", "dice_high", "dice_low")
+    assert tuple(result) == METRIC_KEYS == ("spearman", "pearson", "ssim", "ssim_lung", "dice_high", "dice_low")
     assert result == pytest.approx(dict.fromkeys(METRIC_KEYS, 1.0), abs=1e-9)
+
+
+def test_evaluate_function_map_ssim_clips_truth_to_the_eq2_range_and_ignores_outside_the_mask():
+    mask = np.zeros((16, 16, 16), dtype=bool)
+    mask[3:13, 3:13, 3:13] = True
+    truth = np.where(mask, 0.1 + 1.9 * _smooth_volume(), 0.0)  # SPECT / P75 reaches 2
+    prediction = np.clip(truth, 0.0, 1.0) + np.where(mask, 0.0, 5.0)  # garbage outside the lung
+    result = evaluate_function_map(prediction, truth, mask)
+    # the prediction equals clip(truth, 0, 1) in the lung and is zeroed outside it: SSIM 1
+    assert result["ssim"] == pytest.approx(1.0, abs=1e-9)
+    assert result["ssim_lung"] == pytest.approx(1.0, abs=1e-9)
+    unclipped = evaluate_function_map(prediction, truth, mask, data_range=2.0)
+    assert unclipped["ssim_lung"] < 0.99
+    # the whole-crop mean counts the agreeing zeros outside the lung, so it is the higher one
+    noisy = prediction + np.random.default_rng(RNG_SEED + 9).normal(0.0, 0.1, truth.shape)
+    noisy_result = evaluate_function_map(noisy, truth, mask)
+    assert noisy_result["ssim"] > noisy_result["ssim_lung"]
 
 
 def test_evaluate_function_map_matches_the_single_metrics():
@@ -258,7 +276,10 @@ def test_evaluate_function_map_matches_the_single_metrics():
     dice_high, dice_low = functional_dice(prediction, truth, mask)
     assert result["spearman"] == spearman_nonzero(prediction, truth, mask)
     assert result["pearson"] == pearson_nonzero(prediction, truth, mask)
-    assert result["ssim"] == ssim(prediction, truth, data_range=1.0, mask=mask)
+    assert result["ssim_lung"] != result["ssim"]
+    outside_zero = np.where(mask, prediction, 0.0)
+    assert result["ssim_lung"] == ssim(outside_zero, truth, data_range=1.0, mask=mask)
+    assert result["ssim"] == ssim(outside_zero, truth, data_range=1.0, mask=np.ones_like(mask))
     assert (result["dice_high"], result["dice_low"]) == (dice_high, dice_low)
 
 
@@ -276,3 +297,16 @@ def test_to_spect_resolution_is_exact_for_a_linear_ramp():
     assert out.shape == (6, 6, 6)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-3)
+
+
+def test_spect_voxels_covering_picks_the_voxel_centres_inside_the_region():
+    # SPECT: 4 mm voxels, centres x = -10 + 4 i, y = 0 + 4 j, z = 100 + 4 k
+    spect_grid = Grid((30, 20, 10), (4.0, 4.0, 4.0), (-10.0, 0.0, 100.0))
+    # region: 2 mm voxels with edges x in [-1, 15), y in [7, 23), z in [109, 141)
+    region = Grid((16, 8, 8), (2.0, 2.0, 2.0), (0.0, 8.0, 110.0))
+    slices, sub = spect_voxels_covering(spect_grid, region)
+    # x centres inside: 2, 6, 10, 14 -> i 3..6; y: 8, 12, 16, 20 -> j 2..5; z: 112 ... 140 -> k 3..10
+    assert slices == (slice(3, 11), slice(2, 6), slice(3, 7))
+    assert sub == Grid((8, 4, 4), (4.0, 4.0, 4.0), (2.0, 8.0, 112.0))
+    with pytest.raises(ValueError, match="no SPECT voxel"):
+        spect_voxels_covering(spect_grid, Grid((2, 2, 2), (1.0, 1.0, 1.0), (500.0, 0.0, 100.0)))

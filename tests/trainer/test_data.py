@@ -41,6 +41,32 @@ def test_sample_round_trip(tmp_path, samples):
     np.testing.assert_array_equal(back.mask, samples[0].mask)
     np.testing.assert_allclose(back.targets["perfusion"], samples[0].targets["perfusion"], atol=1e-3)
     np.testing.assert_allclose(back.hu, samples[0].hu, atol=0.5)  # float16 keeps HU to about 0.5
+    assert back.crop_grid == samples[0].crop_grid
+    for name in ("perfusion", "ventilation"):
+        native, original = back.native[name], samples[0].native[name]
+        assert native.grid == original.grid
+        np.testing.assert_array_equal(native.values, original.values)
+        np.testing.assert_array_equal(native.mask, original.mask)
+
+
+def test_native_spect_voxels_cover_the_crop_at_spect_spacing(samples):
+    for sample in samples:
+        crop = sample.crop_grid
+        assert crop is not None and crop.shape == (128, 64, 64)
+        for name in ("perfusion", "ventilation"):
+            native = sample.native[name]
+            assert native.grid.spacing_mm[0] > crop.spacing_mm[0]  # coarser: the SPECT's own voxels
+            assert native.values.shape == native.mask.shape == native.grid.shape
+            # the covering voxels span the crop to within one SPECT voxel on every axis
+            for axis in range(3):
+                assert abs(native.grid.extent_mm[axis] - crop.extent_mm[axis]) <= native.grid.spacing_mm[axis]
+            # lung volume agrees between the crop mask and the native mask (within 15 %)
+            crop_ml = sample.mask.sum() * crop.voxel_volume_ml
+            native_ml = native.mask.sum() * native.grid.voxel_volume_ml
+            assert abs(native_ml / crop_ml - 1.0) < 0.15, (crop_ml, native_ml)
+            # SPECT / P75 in the lung: a quarter of the lung at or above 1, zero outside
+            assert 0.2 <= (native.values[native.mask] >= 1.0).mean() <= 0.3
+            assert not native.values[~native.mask].any()
 
 
 def test_split_keeps_patients_together_and_follows_the_protocol():

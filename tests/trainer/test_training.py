@@ -83,7 +83,8 @@ def test_command_line_final_fit_evaluates_and_exports(tmp_path, phantom_samples)
     config.write_text(
         f'[data]\nsamples = "{samples}"\ntest_fraction = 0.34\nfolds = 2\n'
         '[model]\nkind = "ddran"\nchannels = [4, 8, 16, 32]\n'
-        "[optim]\nepochs = 1\nbatch_size = 2\nmax_steps_per_epoch = 1\n"
+        '[optim]\nepochs = 2\nbatch_size = 2\nmax_steps_per_epoch = 1\nprecision = "bf16"\nschedule = "cosine"\n'
+        "monitor_lungs = 1\n"
     )
     export = tmp_path / "models" / "ddran_tiny"
     assert main(["--config", str(config), "--out", str(tmp_path / "run"), "--export", str(export)]) == 0
@@ -92,8 +93,26 @@ def test_command_line_final_fit_evaluates_and_exports(tmp_path, phantom_samples)
     table = (tmp_path / "run" / "final" / "metrics.md").read_text()
     assert "perfusion/network/spect" in table and "ventilation/hu_baseline/truth" in table
     metadata = json.loads((export / "metadata.json").read_text())
-    assert metadata["trained_on"]["train_cases"] == 2
+    assert metadata["trained_on"]["train_cases"] == 2 and metadata["trained_on"]["epochs"] == 2
+    assert metadata["trained_on"]["train_lungs"] == 4 and metadata["trained_on"]["test_lungs"] == 2
     assert "perfusion/network/spect" in metadata["test_metrics"]
+    history = json.loads((tmp_path / "run" / "final" / "history.json").read_text())
+    # cosine schedule: full rate in epoch 1, half of it in epoch 2 of 2; monitored metrics per epoch
+    assert [h["learning_rate"] for h in history] == pytest.approx([1e-3, 0.5e-3])
+    assert all(-1.0 <= h["perfusion_spearman"] <= 1.0 and 0.0 < h["ventilation_ssim"] <= 1.0 for h in history)
+    for plot in ("curves.png", "test_boxplots.png", "examples.png"):
+        png = (export / "report" / plot).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000, plot
+    assert (export / "report" / "metrics.md").read_text() == table
     (tmp_path / "run" / "final" / "metrics.md").unlink()
     assert main(["--config", str(config), "--out", str(tmp_path / "run"), "--stage", "evaluate"]) == 0
     assert (tmp_path / "run" / "final" / "metrics.md").read_text() == table
+
+
+def test_configuration_rejects_unknown_choices():
+    with pytest.raises(ValueError, match=r"optim\.precision"):
+        OptimConfig(precision="fp8")
+    with pytest.raises(ValueError, match=r"optim\.schedule"):
+        OptimConfig(schedule="step")
+    with pytest.raises(ValueError, match="epochs"):
+        OptimConfig(epochs=0)
