@@ -21,5 +21,6 @@ if [[ "${COMPARE:-0}" == "1" ]]; then
     done
     $PY -m trainer.compare --ddran runs/ddran_lung/final \
         --arnn runs/arnn_perfusion/final runs/arnn_ventilation/final --out runs/comparison.md
+    cp runs/comparison.md models/ddran_lung/report/comparison.md
     echo "comparison written after $(( $(date +%s) - start )) s"
 fi
