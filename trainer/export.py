@@ -28,6 +28,14 @@ METADATA_VERSION = 1
 SYNTHETIC_NOTICE = "Trained on digital phantoms only; research use only, not clinically validated."
 
 
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (no local prefixes in metadata)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def preprocessing_contract() -> dict[str, Any]:
     """The Eq. 1 / Eq. 2 parameters the model was trained with (read from core, the single source)."""
     return {
@@ -94,7 +102,7 @@ def export_model(
             for o in outputs
         ],
         "trained_on": trained_on,
-        "training": asdict(config) | {"data": {**asdict(config.data), "samples": str(config.data.samples)}},
+        "training": asdict(config) | {"data": {**asdict(config.data), "samples": display_path(config.data.samples)}},
         "test_metrics": test_metrics,
         "notice": SYNTHETIC_NOTICE,
     }

@@ -77,7 +77,7 @@ def plot_test_boxes(rows: Sequence[dict], path: Path) -> Path:
             patch.set_facecolor(colour)
         ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
         ax.set_title(f"{function}: test lungs vs SPECT")
-        ax.set_ylim(-0.2, 1.0)
+        ax.set_ylim(-1.0, 1.0)
         ax.axhline(0.0, color="black", lw=0.5)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

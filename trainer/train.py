@@ -32,7 +32,7 @@ from core.metrics import METRIC_KEYS
 from trainer.config import TrainConfig, load_config
 from trainer.data import LungSample, load_sample
 from trainer.evaluate import evaluate, write_report
-from trainer.export import export_model
+from trainer.export import display_path, export_model
 from trainer.report import write_training_report
 from trainer.split import case_of, split_cases
 
@@ -271,14 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     names = outputs_of(config)
     for name, train_cases, eval_cases in runs:
         held_out = load_samples(config, eval_cases)
-        started = time.perf_counter()
         if args.stage == "evaluate":
             model = load_checkpoint_model(config, args.out / name / "checkpoint.pt")
             history = torch.load(args.out / name / "checkpoint.pt", weights_only=False)["history"]
         else:
             monitor = held_out[: config.optim.monitor_lungs]
             model, history = train_model(config, load_samples(config, train_cases), args.out / name, monitor)
-        training_seconds = time.perf_counter() - started
         model = model.cpu().float()
         rows = evaluate(held_out, predictor(model, names), names)  # fp32 on the CPU, as the app runs it
         summary = write_report(args.out / name, rows)
@@ -306,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                     "test_cases": len(eval_cases),
                     "train_lungs": sum(1 for p in config.data.samples.glob("*.npz") if case_of(p) in set(train_cases)),
                     "test_lungs": len(held_out),
-                    "samples": str(config.data.samples),
-                    "training_seconds": round(training_seconds, 1),
+                    "samples": display_path(config.data.samples),
+                    "training_seconds": round(sum(h.get("seconds", 0.0) for h in history), 1),
                     "epochs": len(history),
                 },
                 test_metrics=summary,
