@@ -19,3 +19,7 @@ class SimulationParameterError(PerfusionMapError, ValueError):
 
 class NoLungsFoundError(InputDataError):
     """Raised when a CT holds no lungs (abdomen-only, head, extremity) or too little lung to segment."""
+
+
+class ModelContractError(PerfusionMapError):
+    """Raised when a model folder is missing, or its metadata.json does not match what the application does."""

@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from core.lung import enhancement
-from core.nm import standardisation
+from core.lung.synthesis import METADATA_VERSION, preprocessing_contract
 from trainer.config import TrainConfig
 
-METADATA_VERSION = 1
 SYNTHETIC_NOTICE = "Trained on digital phantoms only; research use only, not clinically validated."
 
 
@@ -34,22 +33,6 @@ def display_path(path: Path) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def preprocessing_contract() -> dict[str, Any]:
-    """The Eq. 1 / Eq. 2 parameters the model was trained with (read from core, the single source)."""
-    return {
-        "crop_shape_zyx": list(enhancement.LUNG_CROP_SHAPE),
-        "crop_margin_mm": enhancement.CROP_MARGIN_MM,
-        "eq1": {
-            "low_hu": enhancement.LOW_HU,
-            "high_hu": enhancement.HIGH_HU,
-            "median_size": enhancement.MEDIAN_SIZE,
-            "uniform_size": enhancement.UNIFORM_SIZE,
-            "histogram_bins": enhancement.HISTOGRAM_BINS,
-        },
-        "eq2": {"percentile": standardisation.HIR_PERCENTILE, "levels": standardisation.DISCRETE_LEVELS},
-    }
 
 
 def export_model(

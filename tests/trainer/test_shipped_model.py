@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from core.lung.synthesis import preprocessing_contract
 from core.metrics import spearman_nonzero
 from trainer.evaluate import evaluate, hu_baseline, summarise
-from trainer.export import SYNTHETIC_NOTICE, preprocessing_contract
+from trainer.export import SYNTHETIC_NOTICE
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "ddran_lung"
 

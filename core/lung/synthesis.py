@@ -1,0 +1,146 @@
+"""Synthetic perfusion and ventilation from a plain chest CT with the shipped TorchScript model.
+
+Per lung (seed 000 separates left and right): crop and Eq. 1 (:func:`core.lung.enhancement.enhance_lung`,
+the function the trainer used) -> the network -> pasted back onto the CT grid inside that lung;
+both lungs are combined into one map per function.  The values are on the Eq. 2 scale: relative to
+the lung's 75th percentile, 1 = P75 or above.
+
+``models/<name>/metadata.json`` is the model's contract (written by ``trainer.export``); it is
+checked when the model loads, so a model exported for other preprocessing is refused with a
+message instead of giving silently wrong maps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.errors import ModelContractError
+from core.geometry import Grid
+from core.lung import enhancement
+from core.lung.quantification import LUNG_NAMES
+from core.nm import standardisation
+
+logger = logging.getLogger(__name__)
+
+METADATA_VERSION = 1
+"""Version of the ``metadata.json`` layout this code reads and the trainer writes."""
+
+
+def preprocessing_contract() -> dict[str, Any]:
+    """The Eq. 1 / Eq. 2 parameters of this code base, as ``metadata.json`` records them."""
+    return {
+        "crop_shape_zyx": list(enhancement.LUNG_CROP_SHAPE),
+        "crop_margin_mm": enhancement.CROP_MARGIN_MM,
+        "eq1": {
+            "low_hu": enhancement.LOW_HU,
+            "high_hu": enhancement.HIGH_HU,
+            "median_size": enhancement.MEDIAN_SIZE,
+            "uniform_size": enhancement.UNIFORM_SIZE,
+            "histogram_bins": enhancement.HISTOGRAM_BINS,
+        },
+        "eq2": {"percentile": standardisation.HIR_PERCENTILE, "levels": standardisation.DISCRETE_LEVELS},
+    }
+
+
+def check_contract(metadata: dict[str, Any], outputs: tuple[str, ...]) -> None:
+    """Raise :class:`ModelContractError` naming the first difference between ``metadata`` and this code."""
+    fix = (
+        "re-export the model with this version's trainer (python -m trainer.train --export) "
+        "or install the app version it was made for"
+    )
+    if metadata.get("metadata_version") != METADATA_VERSION:
+        raise ModelContractError(
+            f"metadata_version is {metadata.get('metadata_version')!r}, this app reads {METADATA_VERSION}; {fix}"
+        )
+    expected_shape = [1, 1, *enhancement.LUNG_CROP_SHAPE]
+    shape = metadata.get("input", {}).get("shape")
+    if shape != expected_shape:
+        raise ModelContractError(f"the model takes input shape {shape}, this app makes {expected_shape}; {fix}")
+    recorded = metadata["input"].get("preprocessing")
+    expected = json.loads(json.dumps(preprocessing_contract()))
+    if recorded != expected:
+        differing = sorted(k for k in set(expected) | set(recorded or {}) if (recorded or {}).get(k) != expected.get(k))
+        raise ModelContractError(f"the model was trained with other preprocessing ({', '.join(differing)}); {fix}")
+    names = [o.get("name") for o in metadata.get("outputs", [])]
+    missing = [o for o in outputs if o not in names]
+    if missing:
+        raise ModelContractError(f"the model does not output {missing} (it outputs {names}); use a DDRAN model")
+
+
+class FunctionModel:
+    """A TorchScript perfusion/ventilation model and its contract, loaded once.
+
+    Parameters
+    ----------
+    folder
+        ``models/<name>`` holding ``model.ts`` and ``metadata.json``.
+    outputs
+        Functions the caller needs (both, for the DDRAN).
+
+    Raises
+    ------
+    ModelContractError
+        If a file is missing or unreadable, or the contract does not match (:func:`check_contract`).
+    """
+
+    def __init__(self, folder: Path, outputs: tuple[str, ...] = ("perfusion", "ventilation")) -> None:
+        folder = Path(folder)
+        for name in ("model.ts", "metadata.json"):
+            if not (folder / name).is_file():
+                raise ModelContractError(
+                    f"{folder / name} is missing; the app ships models/ddran_lung, or pass --model"
+                )
+        try:
+            self.metadata: dict[str, Any] = json.loads((folder / "metadata.json").read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ModelContractError(f"{folder / 'metadata.json'} is unreadable ({err}); re-export the model") from err
+        check_contract(self.metadata, outputs)
+        self.output_names = tuple(o["name"] for o in self.metadata["outputs"])
+        self.outputs = outputs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript loading too
+            try:
+                self.module = torch.jit.load(str(folder / "model.ts"), map_location="cpu").eval()
+            except RuntimeError as err:
+                raise ModelContractError(f"{folder / 'model.ts'} is not a TorchScript model ({err})") from err
+        self.folder = folder
+
+    @torch.no_grad()
+    def predict_crop(self, enhanced_ct: np.ndarray) -> dict[str, np.ndarray]:
+        """Outputs for one Eq. 1 lung crop ``(128, 64, 64)`` in [0, 1]: name -> float32 crop in [0, 1]."""
+        x = torch.from_numpy(np.ascontiguousarray(enhanced_ct, dtype=np.float32)[None, None])
+        result = self.module(x)
+        tensors = result if isinstance(result, tuple) else (result,)
+        produced = {name: t[0, 0].float().numpy() for name, t in zip(self.output_names, tensors)}
+        return {name: produced[name] for name in self.outputs}
+
+    def synthesise(self, hu: np.ndarray, lung_labels: np.ndarray, grid: Grid) -> dict[str, np.ndarray]:
+        """Perfusion and ventilation maps on the CT grid (Eq. 2 scale, 0 outside the lungs).
+
+        Parameters
+        ----------
+        hu
+            ``grid.shape`` CT in HU (canonical LPS).
+        lung_labels
+            ``grid.shape`` :class:`~core.labels.LungLabel` values (:func:`core.lung.segmentation.segment_lungs`).
+        grid
+            The CT grid.
+        """
+        maps = {name: np.zeros(grid.shape, dtype=np.float32) for name in self.outputs}
+        for label, side in LUNG_NAMES.items():
+            lung = lung_labels == label
+            if not lung.any():
+                logger.warning("no %s lung in the mask; its maps stay empty", side)
+                continue
+            enhanced, _, crop = enhancement.enhance_lung(hu, lung_labels, label, grid)
+            for name, prediction in self.predict_crop(enhanced).items():
+                pasted = crop.paste(prediction)
+                maps[name][lung] = np.clip(pasted[lung], 0.0, 1.0)
+        return maps
