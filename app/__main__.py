@@ -1,4 +1,4 @@
-"""Command line: ``python -m app -i INPUT_DIR -o OUTPUT_DIR [-l LOGLEVEL]``.
+"""Command line: ``python -m app -i INPUT_DIR -o OUTPUT_DIR [-l LOGLEVEL] [-m MODEL_DIR]``.
 
 Exit codes
 ----------
@@ -8,6 +8,8 @@ Exit codes
    DICOM files; output folder not empty, a file, or inside the input folder.
 3  no chest CT or lung/bone SPECT series found in the study.
 4  a chosen series could not be read (broken pixel data, unsupported geometry).
+5  the perfusion/ventilation model cannot be used (missing files, or its metadata.json does not
+   match this version's preprocessing).
 130  interrupted (Ctrl-C).
 
 Logging handlers are configured here and nowhere else.  This module also keeps a normal run
@@ -33,6 +35,7 @@ EXIT_INTERNAL_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NO_MATCHING_SERIES = 3
 EXIT_UNREADABLE_SERIES = 4
+EXIT_MODEL = 5
 EXIT_INTERRUPTED = 130
 
 INPUT_ENV, INPUT_DEFAULT = "HOLOSCAN_INPUT_PATH", "input"
@@ -95,6 +98,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "-l", "--log-level", type=lambda s: "WARNING" if s.upper() == "WARN" else s.upper(),
         choices=_LOG_LEVELS, default="INFO", help="logging level (default: INFO)",
     )  # fmt: skip
+    parser.add_argument(
+        "-m", "--model", type=Path, default=None,
+        help="perfusion/ventilation model folder (model.ts, metadata.json; default: the shipped models/ddran_lung)",
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
@@ -146,11 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
     # Imported here, not at the top, so that the stack-limit re-execution starts without them.
+    from app.config import AppConfig
     from app.runner import UsageError, run
-    from core.errors import InputDataError, NoMatchingSeriesError
+    from core.errors import InputDataError, ModelContractError, NoMatchingSeriesError
 
     try:
-        run(args.input, args.output)
+        run(args.input, args.output, None if args.model is None else AppConfig(function_model_dir=args.model))
     except UsageError as error:
         logger.error("%s", error)
         return EXIT_USAGE
@@ -160,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputDataError as error:
         logger.error("a chosen series could not be read: %s", error)
         return EXIT_UNREADABLE_SERIES
+    except ModelContractError as error:
+        logger.error("the perfusion/ventilation model cannot be used: %s; nothing was written", error)
+        return EXIT_MODEL
     except KeyboardInterrupt:
         logger.error("interrupted; the output folder was left unchanged")
         return EXIT_INTERRUPTED

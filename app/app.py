@@ -14,6 +14,7 @@ from operators import (
     CtEnhancementOperator,
     CtVolumeOperator,
     DicomLoaderOperator,
+    FunctionalSynthesisOperator,
     LungSegmentationOperator,
     LungSegWriterOperator,
     NmVolumeOperator,
@@ -75,6 +76,9 @@ class PerfusionMapApp(Application):
             name="lung_seg_writer",
         )
         ct_enhancement = CtEnhancementOperator(self, timings=timings, name="ct_enhancement")
+        synthesis = FunctionalSynthesisOperator(
+            self, model_dir=settings.config.function_model_dir, timings=timings, name="functional_synthesis"
+        )
         run_record = RunRecordOperator(
             self,
             record_path=settings.work_dir / settings.config.run_record_name,
@@ -95,4 +99,7 @@ class PerfusionMapApp(Application):
         self.add_flow(lungs, ct_enhancement, {(lungs.OUTPUT_SEGMENTATION, ct_enhancement.INPUT_SEGMENTATION)})
         self.add_flow(lungs, run_record, {(lungs.OUTPUT_SUMMARY, run_record.INPUT_LUNG_SEGMENTATION)})
         self.add_flow(ct_enhancement, run_record, {(ct_enhancement.OUTPUT_LUNGS, run_record.INPUT_ENHANCED_LUNGS)})
+        self.add_flow(lungs, synthesis, {(lungs.OUTPUT_SEGMENTATION, synthesis.INPUT_SEGMENTATION)})
+        self.add_flow(ct_enhancement, synthesis, {(ct_enhancement.OUTPUT_LUNGS, synthesis.INPUT_LUNGS)})
+        self.add_flow(synthesis, run_record, {(synthesis.OUTPUT_SUMMARY, run_record.INPUT_FUNCTIONAL)})
         self.add_flow(lung_seg_writer, run_record, {(lung_seg_writer.OUTPUT_FILES, run_record.INPUT_OUTPUT_FILES)})

@@ -15,6 +15,9 @@ from pydicom.uid import CTImageStorage, NuclearMedicineImageStorage
 
 from core.series_selection import CtRule, NmRule, SelectionRules, TracerRule
 
+DEFAULT_FUNCTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "ddran_lung"
+"""The shipped DDRAN (perfusion and ventilation from CT), made by ``make weights``."""
+
 CHEST_CT_RULE = CtRule(
     modality="CT",
     sop_class_uids=(CTImageStorage,),
@@ -68,6 +71,8 @@ class AppConfig:
         File name of the lung segmentation (DICOM SEG) written into the output folder.
     lung_seg_series_number
         SeriesNumber of the lung segmentation series.
+    function_model_dir
+        Folder of the perfusion/ventilation model (``model.ts`` and ``metadata.json``).
     """
 
     selection: SelectionRules = field(
@@ -76,6 +81,7 @@ class AppConfig:
     run_record_name: str = "run_record.json"
     lung_seg_name: str = "lung_seg.dcm"
     lung_seg_series_number: int = 900
+    function_model_dir: Path = field(default_factory=lambda: DEFAULT_FUNCTION_MODEL_DIR)
 
 
 @dataclass(frozen=True)

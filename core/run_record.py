@@ -313,6 +313,8 @@ class RunFacts:
     lung_segmentation: LungSegmentationSummary | None = None
     lung_crops: Sequence[LungCropSummary] = ()
     outputs: Sequence[OutputFile] = ()
+    functional: Mapping[str, object] | None = None
+    """Synthetic perfusion/ventilation: model and regional table (see operators.functional_synthesis_operator)."""
 
 
 def build_run_record(facts: RunFacts) -> dict[str, object]:
@@ -344,6 +346,7 @@ def build_run_record(facts: RunFacts) -> dict[str, object]:
         "volumes": {v.role: v.as_dict() for v in facts.volumes},
         "lung_segmentation": None if facts.lung_segmentation is None else facts.lung_segmentation.as_dict(),
         "lung_crops": {crop.lung: crop.as_dict() for crop in facts.lung_crops},
+        "functional": None if facts.functional is None else dict(facts.functional),
         "outputs": [output.as_dict() for output in facts.outputs],
         "warnings": list(facts.warnings),
     }

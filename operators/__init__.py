@@ -11,6 +11,7 @@ preload_cuda_runtime()  # before any operator module imports monai.deploy / holo
 from operators.ct_enhancement_operator import CtEnhancementOperator  # noqa: E402
 from operators.ct_volume_operator import CtVolumeOperator  # noqa: E402
 from operators.dicom_loader_operator import DicomLoaderOperator  # noqa: E402
+from operators.functional_synthesis_operator import FunctionalSynthesisOperator  # noqa: E402
 from operators.lung_segmentation_operator import LungSegmentationOperator  # noqa: E402
 from operators.nm_volume_operator import NmVolumeOperator  # noqa: E402
 from operators.run_record_operator import RunRecordOperator  # noqa: E402
@@ -21,6 +22,7 @@ __all__ = [
     "CtEnhancementOperator",
     "CtVolumeOperator",
     "DicomLoaderOperator",
+    "FunctionalSynthesisOperator",
     "LungSegWriterOperator",
     "LungSegmentationOperator",
     "NmVolumeOperator",

@@ -40,6 +40,7 @@ class RunRecordOperator(Operator):
     ``INPUT_LUNG_SEGMENTATION``: :class:`core.run_record.LungSegmentationSummary`.
     ``INPUT_ENHANCED_LUNGS``: ``dict[LungLabel, EnhancedLung]`` (their crop geometry is recorded).
     ``INPUT_OUTPUT_FILES``: ``list[core.run_record.OutputFile]`` from the DICOM writers.
+    ``INPUT_FUNCTIONAL``: the functional synthesis summary (dict), or ``None`` without lungs.
     """
 
     INPUT_SELECTION = "selection"
@@ -48,6 +49,7 @@ class RunRecordOperator(Operator):
     INPUT_LUNG_SEGMENTATION = "lung_segmentation"
     INPUT_ENHANCED_LUNGS = "enhanced_lungs"
     INPUT_OUTPUT_FILES = "output_files"
+    INPUT_FUNCTIONAL = "functional_summary"
 
     def __init__(
         self,
@@ -89,6 +91,7 @@ class RunRecordOperator(Operator):
             self.INPUT_LUNG_SEGMENTATION,
             self.INPUT_ENHANCED_LUNGS,
             self.INPUT_OUTPUT_FILES,
+            self.INPUT_FUNCTIONAL,
         ):
             spec.input(name)
 
@@ -100,6 +103,7 @@ class RunRecordOperator(Operator):
         lung_segmentation = _receive(op_input, self.INPUT_LUNG_SEGMENTATION, LungSegmentationSummary)
         enhanced_lungs = _receive(op_input, self.INPUT_ENHANCED_LUNGS, dict)
         outputs = _receive(op_input, self.INPUT_OUTPUT_FILES, list)
+        functional = _receive(op_input, self.INPUT_FUNCTIONAL, dict, optional=True)
         if not all(isinstance(output, OutputFile) for output in outputs):
             raise TypeError(f"{self.INPUT_OUTPUT_FILES} must be a list of OutputFile")
         volumes = [_ct_summary(ct_image, selection)] if ct_image is not None else []
@@ -120,6 +124,7 @@ class RunRecordOperator(Operator):
                 lung_segmentation=lung_segmentation,
                 lung_crops=[LungCropSummary.from_crop(label, lung.crop) for label, lung in enhanced_lungs.items()],
                 outputs=outputs,
+                functional=functional,
             )
         )
         write_run_record(record, self._record_path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from core.errors import ModelContractError
 from core.geometry import Grid
 from core.lung import enhancement
+from core.lung.enhancement import LungCrop
 from core.lung.quantification import LUNG_NAMES
 from core.nm import standardisation
 
@@ -121,6 +123,30 @@ class FunctionModel:
         produced = {name: t[0, 0].float().numpy() for name, t in zip(self.output_names, tensors)}
         return {name: produced[name] for name in self.outputs}
 
+    def synthesise_crops(
+        self, crops: Mapping[int, tuple[np.ndarray, LungCrop]], lung_labels: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Maps on the CT grid from per-lung Eq. 1 crops: each prediction pasted back inside its lung.
+
+        Parameters
+        ----------
+        crops
+            Lung label -> (enhanced CT crop, its :class:`~core.lung.enhancement.LungCrop`).
+        lung_labels
+            The canonical CT-grid lung mask the crops were cut from.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Function name -> float32 ``lung_labels.shape`` map in [0, 1], 0 outside the lungs.
+        """
+        maps = {name: np.zeros(lung_labels.shape, dtype=np.float32) for name in self.outputs}
+        for label, (enhanced, crop) in crops.items():
+            lung = lung_labels == label
+            for name, prediction in self.predict_crop(enhanced).items():
+                maps[name][lung] = np.clip(crop.paste(prediction)[lung], 0.0, 1.0)
+        return maps
+
     def synthesise(self, hu: np.ndarray, lung_labels: np.ndarray, grid: Grid) -> dict[str, np.ndarray]:
         """Perfusion and ventilation maps on the CT grid (Eq. 2 scale, 0 outside the lungs).
 
@@ -133,14 +159,11 @@ class FunctionModel:
         grid
             The CT grid.
         """
-        maps = {name: np.zeros(grid.shape, dtype=np.float32) for name in self.outputs}
+        crops: dict[int, tuple[np.ndarray, LungCrop]] = {}
         for label, side in LUNG_NAMES.items():
-            lung = lung_labels == label
-            if not lung.any():
+            if not (lung_labels == label).any():
                 logger.warning("no %s lung in the mask; its maps stay empty", side)
                 continue
             enhanced, _, crop = enhancement.enhance_lung(hu, lung_labels, label, grid)
-            for name, prediction in self.predict_crop(enhanced).items():
-                pasted = crop.paste(prediction)
-                maps[name][lung] = np.clip(pasted[lung], 0.0, 1.0)
-        return maps
+            crops[label] = (enhanced, crop)
+        return self.synthesise_crops(crops, lung_labels)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pydicom
 
-from app.__main__ import EXIT_NO_MATCHING_SERIES, EXIT_OK, EXIT_UNREADABLE_SERIES, EXIT_USAGE
+from app.__main__ import EXIT_MODEL, EXIT_NO_MATCHING_SERIES, EXIT_OK, EXIT_UNREADABLE_SERIES, EXIT_USAGE
 from tests.app.conftest import DEFAULT_STACK_LIMIT_BYTES, REAL_CT_DIR, REAL_CT_FILES, AppRunner
 from tests.core.dicom.synthetic_study import CT_GRID, NM_GRID, WrittenStudy
 
@@ -133,6 +133,18 @@ def test_unreadable_spect_exits_4_and_leaves_no_output(
     assert result.returncode == EXIT_UNREADABLE_SERIES
     assert "slice spacing unknown" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]
+
+
+def test_unusable_model_exits_5_and_writes_nothing(real_ct_folder: Path, tmp_path: Path, run_app: AppRunner) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.ts").write_bytes(b"")
+    (model / "metadata.json").write_text(json.dumps({"metadata_version": 0}))
+    result = run_app("-i", real_ct_folder, "-o", tmp_path / "out", "--model", model)
+    assert result.returncode == EXIT_MODEL
+    assert "the perfusion/ventilation model cannot be used: metadata_version is 0" in result.stderr
+    assert "re-export the model" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_non_empty_output_folder_exits_2(real_ct_folder: Path, tmp_path: Path, run_app: AppRunner) -> None:

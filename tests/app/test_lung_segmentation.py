@@ -16,11 +16,14 @@ import pydicom
 import pytest
 
 from app.__main__ import EXIT_OK
+from app.config import DEFAULT_FUNCTION_MODEL_DIR
 from core.dicom.ct_reader import read_ct_volume
 from core.dicom.seg_writer import ALGORITHM_NAME
 from core.dicom.slice_stack import sorted_along_normal
 from core.labels import LungLabel
+from core.lung.quantification import quantify_regions
 from core.lung.segmentation import segment_lungs
+from core.lung.synthesis import FunctionModel
 from core.orientation import grid_affine_lps
 from tests.app.conftest import run_app_process
 from tests.core.dicom.synthetic_study import WrittenStudy
@@ -118,6 +121,32 @@ def test_sample_run_record_holds_the_lungs_and_the_seg(
     assert {"lung_segmentation", "lung_seg_writer", "ct_enhancement"} <= set(record["timings_s"]["operators"])
 
 
+def test_sample_run_record_holds_the_regional_quantification_of_the_synthetic_maps(
+    sample_run: tuple[subprocess.CompletedProcess[str], Path], sample_ct_paths: list[Path]
+) -> None:
+    _, output = sample_run
+    record = json.loads((output / "run_record.json").read_text(encoding="utf-8"))
+    functional = record["functional"]
+    assert functional["model"]["name"] == "ddran_lung" and "research use" in functional["maps"]
+    regions = {r["region"]: r for r in functional["regions"]}
+    assert len(regions) == 9
+    for key in ("perfusion_percent", "ventilation_percent"):
+        assert regions["right"][key] + regions["left"][key] == pytest.approx(100.0, abs=0.5)
+        zones = [r[key] for name, r in regions.items() if name.endswith(("upper", "middle", "lower"))]
+        assert len(zones) == 6 and sum(zones) == pytest.approx(100.0, abs=0.5)
+    lungs = record["lung_segmentation"]["lung_volumes_ml"]
+    assert regions["right"]["volume_ml"] == pytest.approx(lungs["right_lung"], abs=0.1)
+    assert "functional_synthesis" in record["timings_s"]["operators"]
+    # the same numbers as the offline path (segment, Eq. 1, model, paste) run here without the app
+    hu, grid = read_ct_volume(sample_ct_paths)
+    labels = segment_lungs(hu, grid_affine_lps(grid))
+    maps = FunctionModel(DEFAULT_FUNCTION_MODEL_DIR).synthesise(hu, labels, grid)
+    offline = {r.region: r for r in quantify_regions(maps["perfusion"], maps["ventilation"], labels, grid)}
+    for name, region in regions.items():
+        assert region["perfusion_percent"] == pytest.approx(offline[name].perfusion_percent, abs=1e-3), name
+        assert region["high_ventilation_ml"] == pytest.approx(offline[name].high_ventilation_ml, abs=1e-3), name
+
+
 def test_real_ct_slices_give_a_seg_or_say_why_not(real_ct_folder: Path, tmp_path: Path) -> None:
     output = tmp_path / "out"
     result = run_app_process("-i", real_ct_folder, "-o", output)
@@ -145,7 +174,7 @@ def test_ct_without_lungs_completes_without_seg(synthetic_vq_study: WrittenStudy
     assert "no lung found" in lungs["reason"]
     assert f"No lung segmentation, so no lung results for this CT: {lungs['reason']}" in result.stderr
     assert any(lungs["reason"] in warning for warning in record["warnings"])
-    assert record["outputs"] == [] and record["lung_crops"] == {}
+    assert record["outputs"] == [] and record["lung_crops"] == {} and record["functional"] is None
 
 
 def test_study_without_ct_records_that_segmentation_did_not_run(tmp_path: Path) -> None:
@@ -160,5 +189,5 @@ def test_study_without_ct_records_that_segmentation_did_not_run(tmp_path: Path) 
         "reason": "the study holds no chest CT",
         "lung_volumes_ml": {},
     }
-    assert record["outputs"] == [] and record["lung_crops"] == {}
+    assert record["outputs"] == [] and record["lung_crops"] == {} and record["functional"] is None
     assert " [WARNING] " not in result.stderr
