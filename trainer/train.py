@@ -89,8 +89,10 @@ def device_of(config: TrainConfig) -> torch.device:
     return torch.device(config.optim.device)
 
 
-def _autocast(config: TrainConfig, device: torch.device) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.optim.precision == "bf16")
+def _autocast(config: TrainConfig | None, device: torch.device) -> torch.autocast:
+    """bfloat16 autocast when the configuration asks for it; fp32 without a configuration."""
+    enabled = config is not None and config.optim.precision == "bf16"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def _loss(
@@ -211,8 +213,7 @@ def predict(model: nn.Module, sample: LungSample, config: TrainConfig | None = N
     model.eval()
     device = next(model.parameters()).device
     ct = torch.from_numpy(sample.ct[None, None]).to(device, memory_format=torch.channels_last_3d)
-    bf16 = config is not None and config.optim.precision == "bf16"
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with _autocast(config, device):
         output = model(ct)
     outputs = output if isinstance(output, tuple) else (output,)
     return tuple(o[0, 0].float().cpu().numpy() for o in outputs)
@@ -225,13 +226,14 @@ def predictor(
     return lambda sample: dict(zip(names, predict(model, sample, config)))
 
 
-def load_checkpoint_model(config: TrainConfig, path: Path) -> nn.Module:
-    """The configured network with the weights of a training checkpoint."""
+def load_checkpoint_model(config: TrainConfig, path: Path) -> tuple[nn.Module, list[dict]]:
+    """The configured network with the weights of a training checkpoint, and its epoch history."""
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; train first (--stage final)")
+    state = torch.load(path, weights_only=False, map_location="cpu")
     model = build_model(config)
-    model.load_state_dict(torch.load(path, weights_only=False, map_location="cpu")["model"])
-    return model
+    model.load_state_dict(state["model"])
+    return model, state["history"]
 
 
 def load_samples(config: TrainConfig, cases: tuple[str, ...]) -> list[LungSample]:
@@ -272,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, train_cases, eval_cases in runs:
         held_out = load_samples(config, eval_cases)
         if args.stage == "evaluate":
-            model = load_checkpoint_model(config, args.out / name / "checkpoint.pt")
-            history = torch.load(args.out / name / "checkpoint.pt", weights_only=False)["history"]
+            model, history = load_checkpoint_model(config, args.out / name / "checkpoint.pt")
         else:
             monitor = held_out[: config.optim.monitor_lungs]
             model, history = train_model(config, load_samples(config, train_cases), args.out / name, monitor)
@@ -291,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / name / "metrics.md").read_text(),
         )
         if name == "final" and args.export:
+            train_set = set(train_cases)
             export_model(
                 model,
                 config,
@@ -302,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                     "data": "digital thorax phantoms (core.simulation, training preset)",
                     "train_cases": len(train_cases),
                     "test_cases": len(eval_cases),
-                    "train_lungs": sum(1 for p in config.data.samples.glob("*.npz") if case_of(p) in set(train_cases)),
+                    "train_lungs": sum(1 for p in config.data.samples.glob("*.npz") if case_of(p) in train_set),
                     "test_lungs": len(held_out),
                     "samples": display_path(config.data.samples),
                     "training_seconds": round(sum(h.get("seconds", 0.0) for h in history), 1),
