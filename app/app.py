@@ -1,4 +1,4 @@
-"""The application graph: DICOM in, chosen series as volumes, lung segmentation (DICOM SEG), run record out."""
+"""The application graph: DICOM in, chosen series as volumes, lungs, synthetic function maps, DICOM results out."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from operators import (
     CtVolumeOperator,
     DicomLoaderOperator,
     FunctionalSynthesisOperator,
+    FunctionalWritersOperator,
     LungSegmentationOperator,
     LungSegWriterOperator,
     NmVolumeOperator,
@@ -77,7 +78,18 @@ class PerfusionMapApp(Application):
         )
         ct_enhancement = CtEnhancementOperator(self, timings=timings, name="ct_enhancement")
         synthesis = FunctionalSynthesisOperator(
-            self, model_dir=settings.config.function_model_dir, timings=timings, name="functional_synthesis"
+            self,
+            model_dir=settings.config.function_model_dir,
+            app_version=__version__,
+            timings=timings,
+            name="functional_synthesis",
+        )
+        functional_writers = FunctionalWritersOperator(
+            self,
+            output_dir=settings.work_dir,
+            timings=timings,
+            series_numbers=settings.config.functional_series_numbers,
+            name="functional_writers",
         )
         run_record = RunRecordOperator(
             self,
@@ -101,5 +113,12 @@ class PerfusionMapApp(Application):
         self.add_flow(ct_enhancement, run_record, {(ct_enhancement.OUTPUT_LUNGS, run_record.INPUT_ENHANCED_LUNGS)})
         self.add_flow(lungs, synthesis, {(lungs.OUTPUT_SEGMENTATION, synthesis.INPUT_SEGMENTATION)})
         self.add_flow(ct_enhancement, synthesis, {(ct_enhancement.OUTPUT_LUNGS, synthesis.INPUT_LUNGS)})
+        self.add_flow(nm_volumes, synthesis, {(nm_volumes.OUTPUT_VOLUMES, synthesis.INPUT_NM_VOLUMES)})
         self.add_flow(synthesis, run_record, {(synthesis.OUTPUT_SUMMARY, run_record.INPUT_FUNCTIONAL)})
-        self.add_flow(lung_seg_writer, run_record, {(lung_seg_writer.OUTPUT_FILES, run_record.INPUT_OUTPUT_FILES)})
+        self.add_flow(synthesis, functional_writers, {(synthesis.OUTPUT_MAPS, functional_writers.INPUT_MAPS)})
+        self.add_flow(
+            lung_seg_writer, functional_writers, {(lung_seg_writer.OUTPUT_FILES, functional_writers.INPUT_FILES)}
+        )
+        self.add_flow(
+            functional_writers, run_record, {(functional_writers.OUTPUT_FILES, run_record.INPUT_OUTPUT_FILES)}
+        )

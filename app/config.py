@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydicom.uid import CTImageStorage, NuclearMedicineImageStorage
 
+from core.lung.functional_outputs import FunctionalSeriesNumbers
 from core.series_selection import CtRule, NmRule, SelectionRules, TracerRule
 
 DEFAULT_FUNCTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "ddran_lung"
@@ -73,6 +74,8 @@ class AppConfig:
         SeriesNumber of the lung segmentation series.
     function_model_dir
         Folder of the perfusion/ventilation model (``model.ts`` and ``metadata.json``).
+    functional_series_numbers
+        SeriesNumber of each functional output series (SEG, maps, key images, RTSTRUCT, SR, PDF).
     """
 
     selection: SelectionRules = field(
@@ -82,6 +85,7 @@ class AppConfig:
     lung_seg_name: str = "lung_seg.dcm"
     lung_seg_series_number: int = 900
     function_model_dir: Path = field(default_factory=lambda: DEFAULT_FUNCTION_MODEL_DIR)
+    functional_series_numbers: FunctionalSeriesNumbers = field(default_factory=FunctionalSeriesNumbers)
 
 
 @dataclass(frozen=True)

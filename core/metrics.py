@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -389,3 +390,44 @@ def spect_voxels_covering(spect_grid: Grid, region: Grid) -> tuple[tuple[slice, 
         start_lps[lps] = spect_grid.origin_lps_mm[lps] + first * spacing
     shape = tuple(s.stop - s.start for s in slices)
     return tuple(slices), Grid(shape, spect_grid.spacing_mm, tuple(start_lps))  # type: ignore[return-value,arg-type]
+
+
+@dataclass
+class NativeSpect:
+    """The SPECT voxels covering a lung crop, for evaluation at SPECT resolution (seed 000)."""
+
+    values: np.ndarray
+    """SPECT / P75 in the lung, 0 outside."""
+    mask: np.ndarray
+    grid: Grid
+
+
+def native_spect(volume: np.ndarray, spect_grid: Grid, mask: np.ndarray, crop_grid: Grid) -> NativeSpect:
+    """The SPECT's own voxels covering a crop, normalised by their P75 in the lung.
+
+    The crop's lung mask is resampled onto those voxels (linear interpolation of the 0/1 mask,
+    a voxel is lung if at least half of it is).
+    """
+    slices, grid = spect_voxels_covering(spect_grid, crop_grid)
+    on_native = resample_to_grid(mask.astype(np.float32), crop_grid, grid) >= 0.5
+    return NativeSpect(normalise_spect(volume[slices].astype(np.float32), on_native), on_native, grid)
+
+
+def evaluate_on_spect(
+    prediction: np.ndarray, mask: np.ndarray, crop_grid: Grid, native: NativeSpect
+) -> dict[str, float]:
+    """:func:`evaluate_function_map` of a crop prediction against the SPECT at SPECT resolution (seed 000).
+
+    Parameters
+    ----------
+    prediction
+        ``crop_grid.shape`` synthetic map of one lung.
+    mask
+        ``crop_grid.shape`` bool, that lung in the crop (the prediction is set to 0 outside it).
+    crop_grid
+        Grid of the crop.
+    native
+        The SPECT voxels covering the crop (:func:`native_spect`).
+    """
+    inside = np.where(mask, prediction, 0.0).astype(np.float32)
+    return evaluate_function_map(to_spect_resolution(inside, crop_grid, native.grid), native.values, native.mask)

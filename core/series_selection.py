@@ -339,6 +339,25 @@ def select_series(summaries: Sequence[SeriesSummary], rules: SelectionRules) -> 
     return result
 
 
+def require_ct(result: SelectionResult) -> None:
+    """Refuse a selection without a chest CT: every result of this application is computed from the CT.
+
+    The synthetic maps need only the CT; the SPECT comparisons are made on the CT's lungs.
+
+    Raises
+    ------
+    NoMatchingSeriesError
+        If no CT was chosen; the message lists what was found and why each series was not used.
+    """
+    if CT_ROLE in result.chosen:
+        return
+    found = "; ".join(f"{v.summary.describe()}: {v.reason}" for v in result.verdicts) or "no series"
+    raise NoMatchingSeriesError(
+        "no chest CT series found; every result of this application is computed from a chest CT, so add "
+        f"the study's CT series to the input folder (found: {found})"
+    )
+
+
 def selection_warnings(result: SelectionResult, rules: SelectionRules) -> list[str]:
     """Findings a user may want to act on.
 

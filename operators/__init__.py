@@ -12,6 +12,7 @@ from operators.ct_enhancement_operator import CtEnhancementOperator  # noqa: E40
 from operators.ct_volume_operator import CtVolumeOperator  # noqa: E402
 from operators.dicom_loader_operator import DicomLoaderOperator  # noqa: E402
 from operators.functional_synthesis_operator import FunctionalSynthesisOperator  # noqa: E402
+from operators.functional_writers_operator import FunctionalWritersOperator  # noqa: E402
 from operators.lung_segmentation_operator import LungSegmentationOperator  # noqa: E402
 from operators.nm_volume_operator import NmVolumeOperator  # noqa: E402
 from operators.run_record_operator import RunRecordOperator  # noqa: E402
@@ -23,6 +24,7 @@ __all__ = [
     "CtVolumeOperator",
     "DicomLoaderOperator",
     "FunctionalSynthesisOperator",
+    "FunctionalWritersOperator",
     "LungSegWriterOperator",
     "LungSegmentationOperator",
     "NmVolumeOperator",

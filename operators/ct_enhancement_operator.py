@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,31 +11,12 @@ from monai.deploy.core import ConditionType, Fragment, Operator, OperatorSpec
 
 from core.errors import NoLungsFoundError
 from core.labels import LungLabel
-from core.lung.enhancement import LungCrop, enhance_lung
+from core.lung.enhancement import EnhancedLung, enhance_lung
 from core.orientation import canonical
 from core.run_record import StageTimings
 from operators.lung_segmentation_operator import LungSegmentation
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EnhancedLung:
-    """One lung's network input.
-
-    Parameters
-    ----------
-    enhanced
-        float32 ``crop.shape`` (128x64x64) enhanced CT in [0, 1].
-    mask
-        bool ``crop.shape``, this lung in the crop.
-    crop
-        Geometry on the canonical CT grid (``crop.source_grid``): crops other volumes, pastes results back.
-    """
-
-    enhanced: np.ndarray
-    mask: np.ndarray
-    crop: LungCrop
 
 
 class CtEnhancementOperator(Operator):

@@ -7,65 +7,70 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from holoscan.core import ExecutionContext, InputContext, OutputContext
 from monai.deploy.core import ConditionType, Fragment, Operator, OperatorSpec
 
-from core.geometry import Grid
-from core.lung.quantification import quantify_regions
+from core.lung.enhancement import EnhancedLung
+from core.lung.functional import FunctionalResult, agreement_with_spect, synthesise_study
+from core.lung.functional_outputs import FunctionalSource, ModelIdentity
 from core.lung.synthesis import FunctionModel
 from core.orientation import canonical
 from core.run_record import StageTimings
-from operators.ct_enhancement_operator import EnhancedLung
 from operators.lung_segmentation_operator import LungSegmentation
 
 logger = logging.getLogger(__name__)
 
+MAPS_NOTE = "synthetic, relative to each lung's 75th percentile (1 = P75 or above); research use only"
+AGREEMENT_NOTE = (
+    "synthetic maps against this study's own SPECT, per lung at SPECT resolution (seed 000's metrics); "
+    "phantom-trained model, not a clinical validation"
+)
+
 
 @dataclass(frozen=True)
 class FunctionalMaps:
-    """Synthetic maps on the canonical CT grid (Eq. 2 scale: 1 = the lung's 75th percentile or above).
+    """What the writers need: the synthesis result, the CT it was computed on, and the model's identity."""
 
-    Parameters
-    ----------
-    maps
-        ``"perfusion"`` / ``"ventilation"`` -> float32 ``grid.shape``, 0 outside the lungs.
-    lung_labels
-        uint8 :class:`core.labels.LungLabel` mask on ``grid``.
-    grid
-        Canonical LPS grid of the CT.
-    """
-
-    maps: dict[str, np.ndarray]
-    lung_labels: np.ndarray
-    grid: Grid
+    result: FunctionalResult
+    source: FunctionalSource
+    identity: ModelIdentity
 
 
 class FunctionalSynthesisOperator(Operator):
-    """Run the shipped model on each enhanced lung crop, paste the maps back and quantify them.
+    """Run the shipped model on each enhanced lung crop, paste the maps back, quantify, compare with SPECT.
 
     The model (``model.ts`` + ``metadata.json``) is loaded and its contract checked once, when the
-    operator is built, so a wrong model stops the run before any DICOM is read.
+    operator is built, so a wrong model stops the run before any DICOM is read.  When the study
+    also holds a lung perfusion or ventilation SPECT, the summary gives seed 000's metrics of the
+    synthetic maps against it.
 
     Named inputs
     ------------
     ``INPUT_SEGMENTATION``: :class:`operators.lung_segmentation_operator.LungSegmentation` or ``None``.
     ``INPUT_LUNGS``: ``dict[LungLabel, EnhancedLung]`` from :class:`operators.CtEnhancementOperator`.
+    ``INPUT_NM_VOLUMES``: ``dict[str, tuple[numpy.ndarray, Grid]]`` by tracer, from :class:`operators.NmVolumeOperator`.
 
     Named outputs
     -------------
     ``OUTPUT_MAPS``: :class:`FunctionalMaps`, or ``None`` without lungs.
-    ``OUTPUT_SUMMARY``: dict for the run record (model, regional table), or ``None`` without lungs.
+    ``OUTPUT_SUMMARY``: dict for the run record (model, regional table, agreement), or ``None`` without lungs.
     """
 
     INPUT_SEGMENTATION = "lung_segmentation"
     INPUT_LUNGS = "enhanced_lungs"
+    INPUT_NM_VOLUMES = "nm_volumes"
     OUTPUT_MAPS = "functional_maps"
     OUTPUT_SUMMARY = "functional_summary"
 
-    def __init__(self, fragment: Fragment, *args: Any, model_dir: Path, timings: StageTimings, **kwargs: Any) -> None:
+    def __init__(
+        self, fragment: Fragment, *args: Any, model_dir: Path, app_version: str, timings: StageTimings, **kwargs: Any
+    ) -> None:
         """Load the model once (raises :class:`core.errors.ModelContractError` on a bad model)."""
         self._model = FunctionModel(model_dir)
+        metadata = self._model.metadata
+        self._identity = ModelIdentity(
+            str(metadata.get("name", self._model.folder.name)), str(metadata.get("version", "unknown")), app_version
+        )
         self._timings = timings
         super().__init__(fragment, *args, **kwargs)
 
@@ -73,39 +78,42 @@ class FunctionalSynthesisOperator(Operator):
         """Declare the ports."""
         spec.input(self.INPUT_SEGMENTATION)
         spec.input(self.INPUT_LUNGS)
+        spec.input(self.INPUT_NM_VOLUMES)
         spec.output(self.OUTPUT_MAPS).condition(ConditionType.NONE)
         spec.output(self.OUTPUT_SUMMARY).condition(ConditionType.NONE)
 
     def compute(self, op_input: InputContext, op_output: OutputContext, context: ExecutionContext) -> None:
-        """Synthesise and quantify; emit ``None`` twice when the CT had no lungs."""
+        """Synthesise, quantify and compare; emit ``None`` twice when the CT had no lungs."""
         segmentation = op_input.receive(self.INPUT_SEGMENTATION)
         lungs = op_input.receive(self.INPUT_LUNGS)
+        spects = op_input.receive(self.INPUT_NM_VOLUMES)
         if segmentation is not None and not isinstance(segmentation, LungSegmentation):
             raise TypeError(f"{self.INPUT_SEGMENTATION} must be a LungSegmentation or None")
         if not isinstance(lungs, dict) or not all(isinstance(v, EnhancedLung) for v in lungs.values()):
             raise TypeError(f"{self.INPUT_LUNGS} must be a dict of EnhancedLung")
+        if not isinstance(spects, dict):
+            raise TypeError(f"{self.INPUT_NM_VOLUMES} must be a dict of (volume, Grid) by tracer")
         if segmentation is None or not lungs:
             op_output.emit(None, self.OUTPUT_MAPS)
             op_output.emit(None, self.OUTPUT_SUMMARY)
             return
         with self._timings.measure(self.name):
-            result = synthesise(self._model, segmentation, lungs)
+            hu, grid, reorientation = canonical(segmentation.ct.hu, segmentation.ct.affine_lps)
+            labels = reorientation.to_canonical(segmentation.mask)
+            result = synthesise_study(self._model, lungs, labels, grid)
             summary = functional_summary(self._model, result)
-        op_output.emit(result, self.OUTPUT_MAPS)
+        with self._timings.measure("agreement_with_spect"):
+            agreement = agreement_with_spect(result, lungs, spects)
+        if agreement:
+            summary["agreement_with_spect"] = {"note": AGREEMENT_NOTE, **agreement}
+            logger.info("Synthetic maps against the study's SPECT: %s", _agreement_line(agreement))
+        maps = FunctionalMaps(result, FunctionalSource(list(segmentation.ct.slices), hu, reorientation), self._identity)
+        op_output.emit(maps, self.OUTPUT_MAPS)
         op_output.emit(summary, self.OUTPUT_SUMMARY)
 
 
-def synthesise(model: FunctionModel, segmentation: LungSegmentation, lungs: dict) -> FunctionalMaps:
-    """The maps of every enhanced lung on the canonical CT grid."""
-    _, grid, reorientation = canonical(segmentation.ct.hu, segmentation.ct.affine_lps)
-    labels = reorientation.to_canonical(segmentation.mask)
-    crops = {int(label): (lung.enhanced, lung.crop) for label, lung in lungs.items()}
-    return FunctionalMaps(model.synthesise_crops(crops, labels), labels, grid)
-
-
-def functional_summary(model: FunctionModel, result: FunctionalMaps) -> dict[str, Any]:
+def functional_summary(model: FunctionModel, result: FunctionalResult) -> dict[str, Any]:
     """Model identity and the regional table (shares in percent, volumes in mL) for the run record."""
-    regions = quantify_regions(result.maps["perfusion"], result.maps["ventilation"], result.lung_labels, result.grid)
     metadata = model.metadata
     return {
         "model": {
@@ -114,9 +122,17 @@ def functional_summary(model: FunctionModel, result: FunctionalMaps) -> dict[str
             "version": metadata.get("version"),
             "notice": metadata.get("notice"),
         },
-        "maps": "synthetic, relative to each lung's 75th percentile (1 = P75 or above); research use only",
-        "regions": [{k: _json_number(v) for k, v in r.as_dict().items()} for r in regions],
+        "maps": MAPS_NOTE,
+        "regions": [{k: _json_number(v) for k, v in r.as_dict().items()} for r in result.regions],
     }
+
+
+def _agreement_line(agreement: dict[str, dict[str, dict[str, float | None]]]) -> str:
+    """``perfusion Spearman 0.71 SSIM 0.86, ...`` from the per-function means."""
+    return ", ".join(
+        f"{name} Spearman {values['mean']['spearman']} SSIM {values['mean']['ssim']}"
+        for name, values in agreement.items()
+    )
 
 
 def _json_number(value: object) -> object:

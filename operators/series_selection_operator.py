@@ -25,6 +25,7 @@ from core.series_selection import (
     CT_ROLE,
     SelectionResult,
     SelectionRules,
+    require_ct,
     select_series,
     selection_warnings,
     summarize_series,
@@ -51,7 +52,8 @@ class SeriesSelectionOperator(Operator):
     Raises
     ------
     NoMatchingSeriesError
-        From :func:`core.series_selection.select_series`, when no series qualifies.
+        From :func:`core.series_selection.select_series`, when no series qualifies, and from
+        :func:`core.series_selection.require_ct` when no chest CT does.
     """
 
     INPUT_STUDIES = "dicom_study_list"
@@ -92,6 +94,7 @@ class SeriesSelectionOperator(Operator):
             ]
             result = select_series(summaries, self._rules)
             _log_selection(result, selection_warnings(result, self._rules))
+            require_ct(result)
             tracers = [rule.tracer for rule in self._rules.nm.tracers]
             ct_series = _study_selected_series(result, series, [CT_ROLE])
             nm_series = _study_selected_series(result, series, tracers)

@@ -36,7 +36,7 @@ from core.geometry import Grid
 from core.labels import LungLabel
 from core.lung.enhancement import enhance_lung
 from core.lung.segmentation import segment_lungs
-from core.metrics import spect_voxels_covering
+from core.metrics import NativeSpect, native_spect
 from core.nm.standardisation import normalise_spect, standardise_spect
 from core.orientation import grid_affine_lps
 from core.resample import resample_to_grid
@@ -47,16 +47,6 @@ FUNCTIONS = ("perfusion", "ventilation")
 SIDES = {LungLabel.RIGHT_LUNG: "right", LungLabel.LEFT_LUNG: "left"}
 
 
-@dataclass
-class NativeSpect:
-    """The SPECT voxels covering a lung crop, for evaluation at SPECT resolution (seed 000)."""
-
-    values: np.ndarray
-    """SPECT / P75 in the lung, 0 outside."""
-    mask: np.ndarray
-    grid: Grid
-
-
 def _grid_vector(grid: Grid) -> np.ndarray:
     return np.array([*grid.spacing_mm, *grid.origin_lps_mm], dtype=np.float64)
 
@@ -64,17 +54,6 @@ def _grid_vector(grid: Grid) -> np.ndarray:
 def _grid_from(vector: np.ndarray, shape: tuple[int, ...]) -> Grid:
     values = [float(v) for v in vector]
     return Grid(shape, tuple(values[:3]), tuple(values[3:]))  # type: ignore[arg-type]
-
-
-def native_spect(volume: np.ndarray, spect_grid: Grid, mask: np.ndarray, crop_grid: Grid) -> NativeSpect:
-    """The SPECT's own voxels covering a crop, normalised by their P75 in the lung.
-
-    The crop's lung mask is resampled onto those voxels (linear interpolation of the 0/1 mask,
-    a voxel is lung if at least half of it is).
-    """
-    slices, grid = spect_voxels_covering(spect_grid, crop_grid)
-    on_native = resample_to_grid(mask.astype(np.float32), crop_grid, grid) >= 0.5
-    return NativeSpect(normalise_spect(volume[slices].astype(np.float32), on_native), on_native, grid)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Write a left/right lung mask as a DICOM Segmentation (SEG) of the CT series it was computed on.
+"""Write coded regions of a CT (lungs, lung zones, functional volumes) as a DICOM Segmentation (SEG).
 
 Slice order
 -----------
@@ -7,18 +7,23 @@ projected on the slice normal (row cosine x column cosine), ascending: the order
 MONAI Deploy SDK's DICOMSeriesToVolumeOperator and, for axial head-first or feet-first
 series alike, index 0 is the slice nearest the feet.  :func:`sorted_along_normal` defines
 that order once; :func:`slice_stack_affine_lps` gives the exact index-to-LPS affine of the
-stack, and :func:`write_lung_seg` maps mask slice ``k`` to the ``k``-th slice of that order,
-whatever order the datasets are passed in (file order and InstanceNumber are never used).
+stack, and the writers map mask slice ``k`` to the ``k``-th slice of that order, whatever
+order the datasets are passed in (file order and InstanceNumber are never used).
 
-The object
-----------
-A BINARY Segmentation built by highdicom: one segment per lung present ("Right lung",
-"Left lung": SCT 91723000 Anatomical Structure / SCT 39607008 Lung with the laterality
-modifier SCT 24028007 Right or SCT 7771000 Left, the DICOM CID 7150 / 7151 / 244 encoding),
+The objects
+-----------
+BINARY Segmentations built by highdicom, one segment per non-empty
+:class:`core.dicom.structures.Structure` (segments may overlap: a zone lies inside its lung),
 AUTOMATIC algorithm identification, empty frames omitted, same StudyInstanceUID and
 FrameOfReferenceUID as the CT (highdicom takes them from the source images), a new series
 whose description says it is automatic and for research use, and the algorithm's name and
 version in the ContributingEquipmentSequence (IHE AI Results).
+
+* :func:`write_lung_seg`: "Right lung", "Left lung" (SCT 91723000 Anatomical Structure /
+  SCT 39607008 Lung with the laterality modifier SCT 24028007 Right or SCT 7771000 Left, the
+  DICOM CID 7150 / 7151 / 244 encoding), from the morphological segmentation.
+* :func:`write_structure_seg`: any list of structures, e.g. the lung zones and the synthetic
+  high-/low-function volumes (:func:`core.dicom.structures.lung_function_structures`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import highdicom
@@ -37,7 +41,16 @@ from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
+from core.dicom.provenance import (
+    DEVICE_SERIAL_NUMBER,
+    MANUFACTURER,
+    PRIVATE_SCHEME,
+    SOURCE_PERSON_NAME_WARNING,
+    contributing_equipment,
+    private_coding_scheme,
+)
 from core.dicom.slice_stack import sorted_along_normal
+from core.dicom.structures import LATERALITY, LUNG_COLOURS, ORGAN, Structure
 from core.labels import LungLabel
 
 logger = logging.getLogger(__name__)
@@ -45,73 +58,170 @@ logger = logging.getLogger(__name__)
 ALGORITHM_NAME = "perfusion-map lung segmentation"
 ALGORITHM_FAMILY = codes.DCM.MorphologicalOperations
 """CID 7162: thresholds, connected components and morphology (:mod:`core.lung.segmentation`), no neural network."""
-MANUFACTURER = "perfusion-map (research software)"
-DEVICE_SERIAL_NUMBER = "none (software)"
 SERIES_DESCRIPTION = "Lungs (automatic, research use only)"
 CONTENT_LABEL = "LUNGS"
 CONTENT_DESCRIPTION = "Automatic lung segmentation - research use only"
 DEFAULT_SERIES_NUMBER = 900
-SOURCE_PERSON_NAME_WARNING = r".*unlikely to represent the intended person name"
-"""highdicom's UserWarning about a one-component PatientName copied from the CT: nobody running the app can fix it."""
 
 
 @dataclass(frozen=True)
-class LungSegment:
-    """How one :class:`LungLabel` is described in the SEG."""
+class SegAlgorithm:
+    """Who made the segments, as the SEG records it."""
 
-    label: LungLabel
-    segment_label: str
-    laterality: Code
-    display_color: str
-    """CSS3 colour name for :class:`highdicom.color.CIELabColor`."""
-
-
-LUNG_SEGMENTS = (
-    LungSegment(LungLabel.RIGHT_LUNG, "Right lung", codes.SCT.Right, "lightskyblue"),
-    LungSegment(LungLabel.LEFT_LUNG, "Left lung", codes.SCT.Left, "palegoldenrod"),
-)
+    name: str
+    family: Code
+    """CID 7162 Surgical/Segmentation algorithm family."""
+    version: str
 
 
-def _check_mask(mask: np.ndarray, slices: Sequence[Dataset]) -> None:
+@dataclass(frozen=True)
+class SegSeries:
+    """How the new SEG series is labelled."""
+
+    series_number: int
+    series_description: str
+    content_label: str
+    """ContentLabel: upper-case letters, digits, underscore and space, 16 characters at most."""
+    content_description: str
+
+
+def _check_structures(structures: Sequence[Structure], slices: Sequence[Dataset]) -> list[Structure]:
+    """The non-empty structures; raises ValueError on a shape mismatch, duplicate labels or nothing to write."""
     expected = (len(slices), int(slices[0].Rows), int(slices[0].Columns))
-    if mask.ndim != 3 or tuple(mask.shape) != expected:
-        raise ValueError(f"mask must have the CT volume's shape (slices, rows, columns) = {expected}, got {mask.shape}")
-    if not np.issubdtype(mask.dtype, np.integer):
-        raise ValueError(f"mask must hold integer LungLabel values, got dtype {mask.dtype}")
-    unknown = set(np.unique(mask).tolist()) - {int(label) for label in LungLabel}
-    if unknown:
-        raise ValueError(f"mask holds values {sorted(unknown)} that are not LungLabel values (0, 1, 2)")
+    for structure in structures:
+        if tuple(structure.mask.shape) != expected:
+            raise ValueError(
+                f"mask of {structure.label!r} must have the CT volume's shape (slices, rows, columns) = "
+                f"{expected}, got {structure.mask.shape}"
+            )
+    labels = [s.label for s in structures]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"structure labels must be unique, got {labels}")
+    present = [s for s in structures if s.mask.any()]
+    if not present:
+        raise ValueError("every mask is empty; there is no segmentation to write")
+    return present
 
 
-def _segment_description(number: int, segment: LungSegment, algorithm_version: str) -> highdicom.seg.SegmentDescription:
+def _segment_description(
+    number: int, structure: Structure, algorithm: SegAlgorithm
+) -> highdicom.seg.SegmentDescription:
     description = highdicom.seg.SegmentDescription(
         segment_number=number,
-        segment_label=segment.segment_label,
-        segmented_property_category=codes.SCT.AnatomicalStructure,
-        segmented_property_type=codes.SCT.Lung,
+        segment_label=structure.label,
+        segmented_property_category=structure.category,
+        segmented_property_type=structure.property_type,
         algorithm_type=highdicom.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=highdicom.AlgorithmIdentificationSequence(
-            name=ALGORITHM_NAME, family=ALGORITHM_FAMILY, version=algorithm_version
+            name=algorithm.name, family=algorithm.family, version=algorithm.version
         ),
-        display_color=highdicom.color.CIELabColor.from_string(segment.display_color),
+        display_color=highdicom.color.CIELabColor.from_string(structure.colour),
     )
-    # the laterality modifier belongs inside the property type item (Segment Description Macro)
-    description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
-        CodedConcept.from_code(segment.laterality)
-    ]
+    if structure.modifier is not None:
+        # the laterality modifier belongs inside the property type item (Segment Description Macro)
+        description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+            CodedConcept.from_code(structure.modifier)
+        ]
     return description
 
 
-def _contributing_equipment(algorithm_version: str) -> highdicom.ContributingEquipment:
-    """IHE AIR: the algorithm that produced the content, as processing equipment."""
-    return highdicom.ContributingEquipment(
-        manufacturer=MANUFACTURER,
-        purpose_of_reference=codes.DCM.ProcessingEquipment,
-        manufacturer_model_name=ALGORITHM_NAME,
-        software_versions=algorithm_version,
-        contribution_datetime=datetime.now(UTC),
-        contribution_description=CONTENT_DESCRIPTION,
+def write_structure_seg(
+    structures: Sequence[Structure],
+    ct_datasets: Sequence[Dataset],
+    out_path: Path,
+    *,
+    algorithm: SegAlgorithm,
+    series: SegSeries,
+) -> Path:
+    """Write the non-empty ``structures`` as one BINARY DICOM Segmentation of the CT slices ``ct_datasets``.
+
+    Parameters
+    ----------
+    structures
+        Regions with masks in the CT volume layout: ``mask[k]`` belongs to the ``k``-th slice of
+        :func:`sorted_along_normal` (``ct_datasets`` may come in any order).
+    ct_datasets
+        The CT series' slices (headers suffice; pixel data is not read).
+    out_path
+        File to write (its folder must exist).
+    algorithm
+        Name, family and version of the algorithm (AlgorithmIdentificationSequence, SoftwareVersions,
+        ContributingEquipmentSequence).
+    series
+        SeriesNumber, SeriesDescription, ContentLabel and ContentDescription.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+
+    Raises
+    ------
+    ValueError
+        If a mask's shape is not the CT volume's, labels repeat, or every mask is empty.
+    InputDataError
+        If the slices are not one series of distinct positions.
+    """
+    slices = sorted_along_normal(ct_datasets)
+    present = _check_structures(structures, slices)
+    stacked = np.stack([s.mask for s in present], axis=-1).astype(np.uint8)
+    private = any(
+        code.scheme_designator == PRIVATE_SCHEME
+        for s in present
+        for code in (s.category, s.property_type, s.modifier)
+        if code is not None
     )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=SOURCE_PERSON_NAME_WARNING, category=UserWarning)
+        seg = highdicom.seg.Segmentation(
+            source_images=slices,
+            pixel_array=stacked,
+            segmentation_type=highdicom.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=[_segment_description(n, s, algorithm) for n, s in enumerate(present, 1)],
+            series_instance_uid=highdicom.UID(),
+            series_number=series.series_number,
+            sop_instance_uid=highdicom.UID(),
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=algorithm.name,
+            software_versions=algorithm.version,
+            device_serial_number=DEVICE_SERIAL_NUMBER,
+            content_label=series.content_label,
+            content_description=series.content_description,
+            series_description=series.series_description,
+            omit_empty_frames=True,
+            contributing_equipment=[
+                contributing_equipment(algorithm.name, algorithm.version, series.content_description)
+            ],
+            coding_schemes=[private_coding_scheme()] if private else None,
+            # an empty SpecificCharacterSet in the CT means the default repertoire: leave it out
+            specific_character_set=slices[0].get("SpecificCharacterSet") or None,
+        )
+    out_path = Path(out_path)
+    seg.save_as(out_path, enforce_file_format=True)
+    logger.debug("wrote SEG (%d segments, %d frames) to %s", len(present), int(seg.NumberOfFrames), out_path)
+    return out_path
+
+
+def lung_structures(mask: np.ndarray) -> list[Structure]:
+    """ "Right lung" and "Left lung" structures of a :class:`LungLabel` mask (empty ones included)."""
+    if mask.ndim != 3 or not np.issubdtype(mask.dtype, np.integer):
+        raise ValueError(f"mask must be a 3-D array of integer LungLabel values, got {mask.dtype} {mask.shape}")
+    unknown = set(np.unique(mask).tolist()) - {int(label) for label in LungLabel}
+    if unknown:
+        raise ValueError(f"mask holds values {sorted(unknown)} that are not LungLabel values (0, 1, 2)")
+    return [
+        Structure(
+            f"{side.capitalize()} lung",
+            codes.SCT.AnatomicalStructure,
+            codes.SCT.Lung,
+            LATERALITY[side],
+            LUNG_COLOURS[side],
+            ORGAN,
+            mask == label,
+        )
+        for side, label in (("right", LungLabel.RIGHT_LUNG), ("left", LungLabel.LEFT_LUNG))
+    ]
 
 
 def write_lung_seg(
@@ -122,14 +232,13 @@ def write_lung_seg(
     algorithm_version: str,
     series_number: int = DEFAULT_SERIES_NUMBER,
 ) -> Path:
-    """Write ``mask`` as a BINARY DICOM Segmentation of the CT slices ``ct_datasets``.
+    """Write a right/left lung mask as a BINARY DICOM Segmentation of the CT slices ``ct_datasets``.
 
     Parameters
     ----------
     mask
         ``(slices, rows, columns)`` integer :class:`LungLabel` values (0 background, 1 right
-        lung, 2 left lung) in the CT volume layout: ``mask[k]`` belongs to the ``k``-th slice
-        of :func:`sorted_along_normal` (``ct_datasets`` may come in any order).
+        lung, 2 left lung) in the CT volume layout (see :func:`write_structure_seg`).
     ct_datasets
         The CT series' slices (headers suffice; pixel data is not read).
     out_path
@@ -152,49 +261,15 @@ def write_lung_seg(
     InputDataError
         If the slices are not one series of distinct positions.
     """
-    slices = sorted_along_normal(ct_datasets)
-    _check_mask(mask, slices)
-    present = [segment for segment in LUNG_SEGMENTS if np.any(mask == segment.label)]
-    if not present:
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise ValueError(f"mask must hold integer LungLabel values, got dtype {mask.dtype}")
+    structures = lung_structures(mask)
+    if not any(s.mask.any() for s in structures):
         raise ValueError("mask holds no lung voxel; there is no segmentation to write")
-    stacked = np.stack([mask == segment.label for segment in present], axis=-1).astype(np.uint8)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=SOURCE_PERSON_NAME_WARNING, category=UserWarning)
-        seg = _segmentation(slices, stacked, present, algorithm_version, series_number)
-    out_path = Path(out_path)
-    seg.save_as(out_path, enforce_file_format=True)
-    logger.debug("wrote lung SEG (%d segments, %d frames) to %s", len(present), int(seg.NumberOfFrames), out_path)
-    return out_path
-
-
-def _segmentation(
-    slices: Sequence[Dataset],
-    stacked: np.ndarray,
-    present: Sequence[LungSegment],
-    algorithm_version: str,
-    series_number: int,
-) -> highdicom.seg.Segmentation:
-    """The highdicom object; ``stacked[..., s]`` is the binary mask of ``present[s]``."""
-    return highdicom.seg.Segmentation(
-        source_images=slices,
-        pixel_array=stacked,
-        segmentation_type=highdicom.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[
-            _segment_description(number, segment, algorithm_version) for number, segment in enumerate(present, 1)
-        ],
-        series_instance_uid=highdicom.UID(),
-        series_number=series_number,
-        sop_instance_uid=highdicom.UID(),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=ALGORITHM_NAME,
-        software_versions=algorithm_version,
-        device_serial_number=DEVICE_SERIAL_NUMBER,
-        content_label=CONTENT_LABEL,
-        content_description=CONTENT_DESCRIPTION,
-        series_description=SERIES_DESCRIPTION,
-        omit_empty_frames=True,
-        contributing_equipment=[_contributing_equipment(algorithm_version)],
-        # an empty SpecificCharacterSet in the CT means the default repertoire: leave it out
-        specific_character_set=slices[0].get("SpecificCharacterSet") or None,
+    return write_structure_seg(
+        structures,
+        ct_datasets,
+        out_path,
+        algorithm=SegAlgorithm(ALGORITHM_NAME, ALGORITHM_FAMILY, algorithm_version),
+        series=SegSeries(series_number, SERIES_DESCRIPTION, CONTENT_LABEL, CONTENT_DESCRIPTION),
     )

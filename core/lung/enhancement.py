@@ -198,6 +198,25 @@ class LungCrop:
         return out
 
 
+@dataclass(frozen=True)
+class EnhancedLung:
+    """One lung's network input.
+
+    Parameters
+    ----------
+    enhanced
+        float32 ``crop.shape`` (128x64x64) enhanced CT in [0, 1].
+    mask
+        bool ``crop.shape``, this lung in the crop.
+    crop
+        Geometry on the canonical CT grid (``crop.source_grid``): crops other volumes, pastes results back.
+    """
+
+    enhanced: np.ndarray
+    mask: np.ndarray
+    crop: LungCrop
+
+
 def _lung_box(where: np.ndarray, grid: Grid, margin_mm: float) -> tuple[slice, slice, slice]:
     """Bounding box of ``where`` widened by ``margin_mm`` (rounded up to whole voxels), clipped."""
     parts = []

@@ -15,6 +15,7 @@ increasing towards the head), lung labels of :class:`~core.labels.LungLabel`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -128,6 +129,8 @@ def quantify_regions(
     ventilation: np.ndarray,
     lung_labels: np.ndarray,
     grid: Grid,
+    *,
+    volumes: Mapping[str, FunctionalVolumes] | None = None,
 ) -> list[RegionStats]:
     """Lung-by-lung and zone-by-zone shares, V/Q ratios and functional volumes.
 
@@ -139,6 +142,9 @@ def quantify_regions(
         ``grid.shape`` :class:`~core.labels.LungLabel` values.
     grid
         The maps' grid (for volumes in mL).
+    volumes
+        ``"perfusion"`` / ``"ventilation"`` functional volumes when already computed
+        (:func:`functional_volumes`); computed here otherwise.
 
     Returns
     -------
@@ -162,10 +168,11 @@ def quantify_regions(
         if (values < 0).any() or values.sum() <= 0:
             raise InputDataError(f"the {name} map must be non-negative with a positive sum in the lungs")
         totals[name] = values.sum()
-    volumes = {
-        "perfusion": functional_volumes(perfusion, lung_labels),
-        "ventilation": functional_volumes(ventilation, lung_labels),
-    }
+    if volumes is None:
+        volumes = {
+            "perfusion": functional_volumes(perfusion, lung_labels),
+            "ventilation": functional_volumes(ventilation, lung_labels),
+        }
     regions = {"both lungs": lungs}
     regions.update({name: lung_labels == label for label, name in LUNG_NAMES.items() if (lung_labels == label).any()})
     regions.update(zone_labels(lung_labels))

@@ -140,12 +140,8 @@ class FunctionModel:
         dict of str to numpy.ndarray
             Function name -> float32 ``lung_labels.shape`` map in [0, 1], 0 outside the lungs.
         """
-        maps = {name: np.zeros(lung_labels.shape, dtype=np.float32) for name in self.outputs}
-        for label, (enhanced, crop) in crops.items():
-            lung = lung_labels == label
-            for name, prediction in self.predict_crop(enhanced).items():
-                maps[name][lung] = np.clip(crop.paste(prediction)[lung], 0.0, 1.0)
-        return maps
+        predictions = {label: self.predict_crop(enhanced) for label, (enhanced, _) in crops.items()}
+        return paste_predictions(predictions, {label: crop for label, (_, crop) in crops.items()}, lung_labels)
 
     def synthesise(self, hu: np.ndarray, lung_labels: np.ndarray, grid: Grid) -> dict[str, np.ndarray]:
         """Perfusion and ventilation maps on the CT grid (Eq. 2 scale, 0 outside the lungs).
@@ -167,3 +163,31 @@ class FunctionModel:
             enhanced, _, crop = enhancement.enhance_lung(hu, lung_labels, label, grid)
             crops[label] = (enhanced, crop)
         return self.synthesise_crops(crops, lung_labels)
+
+
+def paste_predictions(
+    predictions: Mapping[int, Mapping[str, np.ndarray]], crops: Mapping[int, LungCrop], lung_labels: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Crop outputs pasted back onto the CT grid, each inside its own lung only, clipped to [0, 1].
+
+    Parameters
+    ----------
+    predictions
+        Lung label -> function name -> crop output.
+    crops
+        Lung label -> the crop's geometry.
+    lung_labels
+        The canonical CT-grid lung mask the crops were cut from.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Function name -> float32 ``lung_labels.shape`` map, 0 outside the lungs.
+    """
+    names = {name for outputs in predictions.values() for name in outputs}
+    maps = {name: np.zeros(lung_labels.shape, dtype=np.float32) for name in sorted(names)}
+    for label, outputs in predictions.items():
+        lung = lung_labels == label
+        for name, prediction in outputs.items():
+            maps[name][lung] = np.clip(crops[label].paste(prediction)[lung], 0.0, 1.0)
+    return maps

@@ -1,0 +1,482 @@
+"""Write coded regions of a CT as a DICOM RT Structure Set, and rasterise one back onto the CT.
+
+* :func:`write_rt_structure_set`: :class:`core.dicom.structures.Structure` masks -> RTSTRUCT file.
+* :func:`rasterise_rt_structure_set`: RTSTRUCT file -> ROIName -> boolean mask on the CT.
+
+Slice order
+-----------
+``Structure.mask[k]`` belongs to the ``k``-th slice of :func:`sorted_along_normal` (ascending
+position along the slice normal), whatever order the CT datasets are passed in; each contour
+references the SOPInstanceUID of the slice it was traced on and lies in that slice's plane.
+
+Contours
+--------
+Per slice and structure, :func:`skimage.measure.find_contours` traces the mask, padded by one
+background voxel so that every contour closes, at the level 0.5 on the grid of voxel centres.
+Each contour is a closed planar polygon (CLOSED_PLANAR, the closing point not repeated) that
+runs along the faces between inside and outside voxels and cuts every convex corner (adds at
+every concave corner) by a triangle of 1/8 voxel.  Consequences:
+
+* Every inside voxel centre lies inside the polygon and every outside voxel centre outside it,
+  at least ``0.5 / sqrt(2)`` voxel away, so rasterising by the voxel-centre rule
+  (:func:`rasterise_rt_structure_set`, :func:`skimage.draw.polygon`) gives back the mask
+  exactly: Dice 1, not merely close to it.  A system that weighs partial coverage sees inside
+  voxels at least half covered and outside voxels at most half (7/8 and 1/8 at ordinary
+  corners; exactly 1/2 only for an isolated voxel or a one-voxel hole).
+* The area inside an outer contour is its voxel count minus half a voxel (a hole contour gives
+  half a voxel back), so contour volumes agree with voxel-count volumes to half a voxel per
+  contour and slice.
+* Diagonally touching voxels are separate regions (``fully_connected="low"``: the mask is
+  4-connected within a slice).
+
+Points are converted from (row, column) indices to LPS patient coordinates in mm with the
+slice's ImagePositionPatient, ImageOrientationPatient and PixelSpacing (``[row spacing,
+column spacing]``) and rounded to :data:`CONTOUR_DECIMALS` decimals of a mm.
+
+Holes and nested contours
+-------------------------
+The contours of a hole (and of an island inside a hole) are written as further contours of the
+same ROI on the same slice, with nothing marking them as holes.  Their meaning is the even-odd
+(XOR) rule, the convention planning systems commonly follow for nested contours of one ROI on
+one slice: a point is inside the ROI when an odd number of the slice's contours enclose it.
+:func:`rasterise_rt_structure_set` fills that way.
+
+The object
+----------
+RT Structure Set Storage, Modality RTSTRUCT, in the CT's study (Patient and General Study
+attributes copied from the CT) and frame of reference, in a new series whose description and
+StructureSetDescription say it is synthetic and for research use.  One ROI per non-empty
+structure: ROIName is the structure's label, ROIGenerationAlgorithm AUTOMATIC, ROIDisplayColor
+the RGB of its CSS colour, RTROIInterpretedType its interpreted type, and its codes in
+SegmentedPropertyCategoryCodeSequence and RTROIIdentificationCodeSequence (with the laterality
+modifier) of the RT ROI Observations.  The algorithm's name and version are in the
+ContributingEquipmentSequence (IHE AI Results); private codes come with a
+CodingSchemeIdentificationSequence item.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from highdicom.sr import CodedConcept
+from matplotlib.colors import to_rgb
+from pydicom import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import RTStructureSetStorage, generate_uid
+from skimage.draw import polygon
+from skimage.measure import find_contours
+
+from core.dicom.modules import dicom_date_time, file_meta
+from core.dicom.provenance import (
+    DEVICE_SERIAL_NUMBER,
+    MANUFACTURER,
+    PRIVATE_SCHEME,
+    RESEARCH_NOTICE,
+    contributing_equipment,
+    private_coding_scheme,
+)
+from core.dicom.slice_stack import slice_normal, sorted_along_normal
+from core.dicom.structures import Structure
+from core.errors import InputDataError
+
+logger = logging.getLogger(__name__)
+
+ALGORITHM_NAME = "perfusion-map lung function structures"
+SERIES_DESCRIPTION = "Lung function structures (SYNTHETIC, research use only)"
+STRUCTURE_SET_LABEL = "LUNG FUNCTION"
+STRUCTURE_SET_DESCRIPTION = "Lung function structures (SYNTHETIC). " + RESEARCH_NOTICE
+CONTENT_DESCRIPTION = "Automatic lung function structures - research use only"
+ROI_GENERATION_DESCRIPTION = "Mask contoured at level 0.5 - research use only"
+ROI_GENERATION_ALGORITHM = "AUTOMATIC"
+DEFAULT_SERIES_NUMBER = 910
+CLOSED_PLANAR = "CLOSED_PLANAR"
+CONTOUR_LEVEL = 0.5
+"""Level at which the 0/1 mask is traced: halfway between inside and outside voxel centres."""
+CONTOUR_DECIMALS = 2
+"""ContourData is rounded to 0.01 mm."""
+CONTOUR_PLANE_TOLERANCE_MM = 0.1
+"""Largest accepted distance of a contour point from the plane of the slice it references."""
+STUDY_SOP_CLASS_UID = "1.2.840.10008.3.1.2.3.1"
+"""ReferencedSOPClassUID of the RTReferencedStudySequence item (Detached Study Management, by convention)."""
+PATIENT_STUDY_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+"""Patient and General Study attributes copied from the CT (type 2 ones written empty when it lacks them)."""
+
+
+@dataclass(frozen=True)
+class SlicePlane:
+    """The pixel grid of one CT slice in LPS patient coordinates (mm).
+
+    ``point = origin + row * row_spacing * column_cosine + column * column_spacing * row_cosine``
+    """
+
+    origin_mm: np.ndarray
+    row_cosine: np.ndarray
+    """Direction of increasing column index (ImageOrientationPatient[:3])."""
+    column_cosine: np.ndarray
+    """Direction of increasing row index (ImageOrientationPatient[3:])."""
+    row_spacing_mm: float
+    column_spacing_mm: float
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset) -> SlicePlane:
+        """The plane of a CT header (ImagePositionPatient, ImageOrientationPatient, PixelSpacing)."""
+        cosines = np.array([float(v) for v in ds.ImageOrientationPatient])
+        row_spacing, column_spacing = (float(v) for v in ds.PixelSpacing)
+        origin = np.array([float(v) for v in ds.ImagePositionPatient])
+        return cls(origin, cosines[:3], cosines[3:], row_spacing, column_spacing)
+
+    def to_patient(self, rows_cols: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` (row, column) indices -> ``(n, 3)`` LPS points in mm."""
+        rows_mm = rows_cols[:, :1] * self.row_spacing_mm
+        cols_mm = rows_cols[:, 1:] * self.column_spacing_mm
+        return self.origin_mm + rows_mm * self.column_cosine + cols_mm * self.row_cosine
+
+    def to_pixel(self, points_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(n, 3)`` LPS points in mm -> ``(n, 2)`` (row, column) indices and ``(n,)`` distances (mm) off the plane."""
+        offset = points_mm - self.origin_mm
+        rows = offset @ self.column_cosine / self.row_spacing_mm
+        cols = offset @ self.row_cosine / self.column_spacing_mm
+        normal = slice_normal(np.concatenate([self.row_cosine, self.column_cosine]))
+        return np.stack([rows, cols], axis=1), offset @ normal
+
+
+def trace_contours(mask: np.ndarray) -> list[np.ndarray]:
+    """Closed polygons around the regions and holes of one slice's mask, see the module docstring.
+
+    Parameters
+    ----------
+    mask
+        Boolean ``(rows, columns)``.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One ``(n, 2)`` array of (row, column) indices per contour, closing point not repeated.
+    """
+    padded = np.pad(mask, 1).astype(np.float32)
+    return [contour[:-1] - 1.0 for contour in find_contours(padded, CONTOUR_LEVEL, fully_connected="low")]
+
+
+def display_color(colour: str) -> list[int]:
+    """ROIDisplayColor (RGB, 0-255) of a CSS colour name."""
+    try:
+        return [round(255 * c) for c in to_rgb(colour)]
+    except ValueError as error:
+        raise ValueError(f"{colour!r} is not a CSS colour name") from error
+
+
+def _check_structures(structures: Sequence[Structure], slices: Sequence[Dataset]) -> list[Structure]:
+    """The non-empty structures; ValueError naming the structure on a wrong shape, type or colour."""
+    expected = (len(slices), int(slices[0].Rows), int(slices[0].Columns))
+    for structure in structures:
+        if tuple(structure.mask.shape) != expected:
+            raise ValueError(
+                f"mask of {structure.label!r} must have the CT volume's shape (slices, rows, columns) = "
+                f"{expected}, got {structure.mask.shape}"
+            )
+        if structure.mask.dtype != np.bool_:
+            raise ValueError(f"mask of {structure.label!r} must be boolean, got {structure.mask.dtype}")
+        display_color(structure.colour)
+    labels = [s.label for s in structures]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"structure labels (ROINames) must be unique, got {labels}")
+    present = [s for s in structures if s.mask.any()]
+    if not present:
+        raise ValueError("every structure's mask is empty; there is no structure set to write")
+    left_out = [s.label for s in structures if not s.mask.any()]
+    if left_out:
+        logger.info("empty structures left out of the RT Structure Set: %s", left_out)
+    return present
+
+
+def _check_ct_series(slices: Sequence[Dataset]) -> None:
+    """InputDataError unless the slices are one series in one frame of reference."""
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
+        values = {str(ds.get(keyword, "")) for ds in slices}
+        if len(values) != 1 or "" in values:
+            raise InputDataError(f"the CT slices must share one non-empty {keyword}; found {len(values)} value(s)")
+
+
+def _image_reference(ds: Dataset) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = ds.SOPClassUID
+    item.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    return item
+
+
+def _contour_items(mask: np.ndarray, ct: Dataset, first_number: int) -> list[Dataset]:
+    """ContourSequence items of one slice, numbered from ``first_number``."""
+    plane = SlicePlane.from_dataset(ct)
+    items = []
+    for number, rows_cols in enumerate(trace_contours(mask), start=first_number):
+        points_mm = np.round(plane.to_patient(rows_cols), CONTOUR_DECIMALS) + 0.0  # + 0.0: no "-0.0"
+        item = Dataset()
+        item.ContourNumber = number
+        item.ContourImageSequence = [_image_reference(ct)]
+        item.ContourGeometricType = CLOSED_PLANAR
+        item.NumberOfContourPoints = len(points_mm)
+        # values rounded to 0.01 mm print in a few characters: valid DS as they are, no auto-formatting needed
+        item.ContourData = points_mm.ravel().tolist()
+        items.append(item)
+    return items
+
+
+def _roi_contour_item(number: int, structure: Structure, slices: Sequence[Dataset]) -> Dataset:
+    """ROIContourSequence item of ROI ``number``: colour and the contours of every slice."""
+    contours: list[Dataset] = []
+    for k, ct in enumerate(slices):
+        if structure.mask[k].any():
+            contours.extend(_contour_items(structure.mask[k], ct, len(contours) + 1))
+    item = Dataset()
+    item.ROIDisplayColor = display_color(structure.colour)
+    item.ContourSequence = contours
+    item.ReferencedROINumber = number
+    return item
+
+
+def _structure_set_roi_item(number: int, structure: Structure, frame_of_reference_uid: str) -> Dataset:
+    item = Dataset()
+    item.ROINumber = number
+    item.ReferencedFrameOfReferenceUID = frame_of_reference_uid
+    item.ROIName = structure.label
+    item.ROIGenerationAlgorithm = ROI_GENERATION_ALGORITHM
+    item.ROIGenerationDescription = ROI_GENERATION_DESCRIPTION
+    return item
+
+
+def _observation_item(number: int, structure: Structure) -> Dataset:
+    """RTROIObservationsSequence item: interpreted type and the structure's codes."""
+    identification = CodedConcept.from_code(structure.property_type)
+    if structure.modifier is not None:
+        identification.SegmentedPropertyTypeModifierCodeSequence = [CodedConcept.from_code(structure.modifier)]
+    item = Dataset()
+    item.ObservationNumber = number
+    item.ReferencedROINumber = number
+    item.SegmentedPropertyCategoryCodeSequence = [CodedConcept.from_code(structure.category)]
+    item.RTROIIdentificationCodeSequence = [identification]
+    item.RTROIInterpretedType = structure.interpreted_type
+    item.ROIInterpreter = ""
+    return item
+
+
+def _referenced_frame_of_reference(slices: Sequence[Dataset]) -> Dataset:
+    """ReferencedFrameOfReferenceSequence item: the CT's frame, study, series and every slice."""
+    series = Dataset()
+    series.SeriesInstanceUID = slices[0].SeriesInstanceUID
+    series.ContourImageSequence = [_image_reference(ds) for ds in slices]
+    study = Dataset()
+    study.ReferencedSOPClassUID = STUDY_SOP_CLASS_UID
+    study.ReferencedSOPInstanceUID = slices[0].StudyInstanceUID
+    study.RTReferencedSeriesSequence = [series]
+    item = Dataset()
+    item.FrameOfReferenceUID = slices[0].FrameOfReferenceUID
+    item.RTReferencedStudySequence = [study]
+    return item
+
+
+def _header(ct: Dataset, algorithm_version: str, series_number: int, created: datetime) -> Dataset:
+    """Patient, General Study, RT Series, Frame of Reference, General Equipment and SOP Common attributes."""
+    ds = Dataset()
+    ds.file_meta = file_meta(RTStructureSetStorage, generate_uid())
+    if ct.get("SpecificCharacterSet"):
+        ds.SpecificCharacterSet = ct.SpecificCharacterSet
+    ds.SOPClassUID = RTStructureSetStorage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.InstanceCreationDate, ds.InstanceCreationTime = dicom_date_time(created)
+    for keyword in PATIENT_STUDY_KEYWORDS:
+        setattr(ds, keyword, ct.get(keyword, ""))
+    ds.Modality = "RTSTRUCT"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber = series_number
+    ds.SeriesDate, ds.SeriesTime = dicom_date_time(created)
+    ds.SeriesDescription = SERIES_DESCRIPTION
+    ds.OperatorsName = ""
+    ds.FrameOfReferenceUID = ct.FrameOfReferenceUID
+    ds.PositionReferenceIndicator = ct.get("PositionReferenceIndicator", "")
+    ds.Manufacturer = MANUFACTURER
+    ds.ManufacturerModelName = ALGORITHM_NAME
+    ds.DeviceSerialNumber = DEVICE_SERIAL_NUMBER
+    ds.SoftwareVersions = algorithm_version
+    ds.ContributingEquipmentSequence = [contributing_equipment(ALGORITHM_NAME, algorithm_version, CONTENT_DESCRIPTION)]
+    return ds
+
+
+def _uses_private_codes(structures: Sequence[Structure]) -> bool:
+    return any(
+        code.scheme_designator == PRIVATE_SCHEME
+        for s in structures
+        for code in (s.category, s.property_type, s.modifier)
+        if code is not None
+    )
+
+
+def write_rt_structure_set(
+    structures: Sequence[Structure],
+    ct_datasets: Sequence[Dataset],
+    out_path: Path,
+    *,
+    algorithm_version: str,
+    series_number: int = DEFAULT_SERIES_NUMBER,
+) -> Path:
+    """Write the non-empty ``structures`` as one DICOM RT Structure Set of the CT slices ``ct_datasets``.
+
+    Parameters
+    ----------
+    structures
+        Regions with boolean ``(slices, rows, columns)`` masks in the CT volume layout:
+        ``mask[k]`` belongs to the ``k``-th slice of :func:`sorted_along_normal`
+        (``ct_datasets`` may come in any order).  Empty ones are left out.
+    ct_datasets
+        The CT series' slices (headers suffice; pixel data is not read).
+    out_path
+        File to write (its folder must exist).
+    algorithm_version
+        Version of the application, written as SoftwareVersions and into the
+        ContributingEquipmentSequence.
+    series_number
+        SeriesNumber of the new RTSTRUCT series.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+
+    Raises
+    ------
+    ValueError
+        If a mask's shape is not the CT volume's or it is not boolean, a colour is not a CSS
+        name, labels repeat, or every mask is empty.
+    InputDataError
+        If the slices are not one series of distinct positions in one frame of reference.
+    """
+    slices = sorted_along_normal(ct_datasets)
+    _check_ct_series(slices)
+    present = _check_structures(structures, slices)
+    created = datetime.now(UTC).astimezone()
+    ds = _header(slices[0], algorithm_version, series_number, created)
+    ds.StructureSetLabel = STRUCTURE_SET_LABEL
+    ds.StructureSetDescription = STRUCTURE_SET_DESCRIPTION
+    ds.InstanceNumber = 1
+    ds.StructureSetDate, ds.StructureSetTime = dicom_date_time(created)
+    ds.ReferencedFrameOfReferenceSequence = [_referenced_frame_of_reference(slices)]
+    frame_of_reference_uid = str(slices[0].FrameOfReferenceUID)
+    numbered = list(enumerate(present, start=1))
+    ds.StructureSetROISequence = [_structure_set_roi_item(n, s, frame_of_reference_uid) for n, s in numbered]
+    ds.ROIContourSequence = [_roi_contour_item(n, s, slices) for n, s in numbered]
+    ds.RTROIObservationsSequence = [_observation_item(n, s) for n, s in numbered]
+    if _uses_private_codes(present):
+        ds.CodingSchemeIdentificationSequence = [private_coding_scheme()]
+    out_path = Path(out_path)
+    ds.save_as(out_path, enforce_file_format=True)
+    n_contours = sum(len(item.ContourSequence) for item in ds.ROIContourSequence)
+    logger.debug("wrote RT Structure Set (%d ROIs, %d contours) to %s", len(present), n_contours, out_path)
+    return out_path
+
+
+def _read_structure_set(path: Path, slices: Sequence[Dataset]) -> Dataset:
+    """The RTSTRUCT at ``path``; InputDataError if it is none or lies in another frame of reference."""
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError as error:
+        raise InputDataError(f"{path} is not a DICOM file") from error
+    if ds.get("SOPClassUID") != RTStructureSetStorage or ds.get("Modality") != "RTSTRUCT":
+        raise InputDataError(
+            f"{path} is not an RT Structure Set (SOPClassUID {ds.get('SOPClassUID')}, Modality {ds.get('Modality')})"
+        )
+    frames = {str(item.ReferencedFrameOfReferenceUID) for item in ds.get("StructureSetROISequence", [])}
+    ct_frame = str(slices[0].FrameOfReferenceUID)
+    if frames - {ct_frame}:
+        raise InputDataError(
+            f"{path} has ROIs in frame of reference {sorted(frames - {ct_frame})}, the CT is in {ct_frame}"
+        )
+    return ds
+
+
+def _contour_slice(contour: Dataset, index_by_uid: dict[str, int], path: Path) -> int:
+    """Index (in volume order) of the CT slice a contour references."""
+    if contour.get("ContourGeometricType") != CLOSED_PLANAR:
+        raise InputDataError(f"{path}: only CLOSED_PLANAR contours can be filled, got {contour.ContourGeometricType}")
+    references = contour.get("ContourImageSequence", [])
+    if len(references) != 1:
+        raise InputDataError(f"{path}: a contour must reference exactly one CT slice, it references {len(references)}")
+    uid = str(references[0].ReferencedSOPInstanceUID)
+    if uid not in index_by_uid:
+        raise InputDataError(f"{path} refers to slice {uid}, which is not one of the CT slices given")
+    return index_by_uid[uid]
+
+
+def _fill_contour(contour: Dataset, plane: SlicePlane, shape: tuple[int, int], path: Path) -> np.ndarray:
+    """Boolean ``shape`` mask of the voxel centres inside one contour."""
+    points_mm = np.asarray([float(v) for v in contour.ContourData]).reshape(-1, 3)
+    rows_cols, off_plane_mm = plane.to_pixel(points_mm)
+    worst_mm = float(np.max(np.abs(off_plane_mm)))
+    if worst_mm > CONTOUR_PLANE_TOLERANCE_MM:
+        raise InputDataError(
+            f"{path}: a contour lies {worst_mm:.3f} mm off the plane of the CT slice it references "
+            f"(tolerance {CONTOUR_PLANE_TOLERANCE_MM} mm); it belongs to another slice"
+        )
+    filled = np.zeros(shape, dtype=bool)
+    rr, cc = polygon(rows_cols[:, 0], rows_cols[:, 1], shape=shape)
+    filled[rr, cc] = True
+    return filled
+
+
+def rasterise_rt_structure_set(path: Path, ct_datasets: Sequence[Dataset]) -> dict[str, np.ndarray]:
+    """The ROIs of an RT Structure Set as boolean masks on the CT, filled by the even-odd rule.
+
+    A voxel is inside an ROI when its centre lies inside an odd number of the ROI's contours on
+    its slice (nested contours are holes and islands, see the module docstring).
+
+    Parameters
+    ----------
+    path
+        RTSTRUCT file.
+    ct_datasets
+        The CT slices the contours reference (headers suffice), in any order.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ROIName -> boolean ``(slices, rows, columns)`` mask in the CT volume layout
+        (:func:`sorted_along_normal` order); an ROI without contours gives an empty mask.
+
+    Raises
+    ------
+    InputDataError
+        If the file is not an RT Structure Set or lies in another frame of reference, or a
+        contour is not CLOSED_PLANAR, does not reference exactly one of the given CT slices,
+        or lies off the plane of the slice it references.
+    """
+    path = Path(path)
+    slices = sorted_along_normal(ct_datasets)
+    ds = _read_structure_set(path, slices)
+    index_by_uid = {str(ct.SOPInstanceUID): k for k, ct in enumerate(slices)}
+    planes = [SlicePlane.from_dataset(ct) for ct in slices]
+    shape = (int(slices[0].Rows), int(slices[0].Columns))
+    names = {int(item.ROINumber): str(item.ROIName) for item in ds.get("StructureSetROISequence", [])}
+    masks = {name: np.zeros((len(slices), *shape), dtype=bool) for name in names.values()}
+    for roi in ds.get("ROIContourSequence", []):
+        number = int(roi.ReferencedROINumber)
+        if number not in names:
+            raise InputDataError(f"{path}: ROIContourSequence refers to ROI {number}, not in StructureSetROISequence")
+        for contour in roi.get("ContourSequence", []):
+            k = _contour_slice(contour, index_by_uid, path)
+            masks[names[number]][k] ^= _fill_contour(contour, planes[k], shape, path)
+    return masks
