@@ -22,6 +22,7 @@ APP_TIMEOUT_S = 300
 DEFAULT_STACK_LIMIT_BYTES = 8 * 1024 * 1024
 """The usual Linux default soft stack limit, below the 32 MiB that Holoscan asks for."""
 SYNTHETIC_STUDY_SEED = 4242
+SAMPLE_STUDY = REPO_ROOT / "dicom_samples" / "thorax_small"
 
 AppRunner = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -84,6 +85,19 @@ def run_app_process(
         check=False,
         preexec_fn=limit_stack,
     )
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The app run once per test session on the bundled sample study (the README's demo): (process, output)."""
+    output = tmp_path_factory.mktemp("sample_run") / "out"
+    return run_app_process("-i", SAMPLE_STUDY / "dicom", "-o", output), output
+
+
+@pytest.fixture(scope="session")
+def sample_ct_paths() -> list[Path]:
+    """The sample study's CT slices."""
+    return sorted((SAMPLE_STUDY / "dicom").glob("CT_*.dcm"))
 
 
 @pytest.fixture
