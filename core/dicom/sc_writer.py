@@ -56,7 +56,7 @@ def write_key_images(
     algorithm_name: str,
     algorithm_version: str,
 ) -> list[Path]:
-    """Write each picture as one Secondary Capture Image, ``<file_prefix>_<n>.dcm`` in ``out_dir``.
+    """Write each picture as one Secondary Capture Image, ``<file_prefix>_<NN>.dcm`` (NN = 01, 02...) in ``out_dir``.
 
     Parameters
     ----------

@@ -104,6 +104,9 @@ def render_key_image(
 
     if plane not in ("axial", "coronal"):
         raise ValueError(f"plane must be 'axial' or 'coronal', got {plane!r}")
+    size = grid.shape[0] if plane == "axial" else grid.shape[1]
+    if not 0 <= index < size:
+        raise ValueError(f"{plane} index must be in 0..{size - 1}, got {index}")
     dz, dy, dx = grid.spacing_mm
     ct = _plane(ct_hu, plane, index)
     values = _plane(function_map, plane, index)

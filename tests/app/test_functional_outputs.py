@@ -37,6 +37,7 @@ from core.dicom.sr_writer import read_measurement_report
 from core.lung.segmentation import segment_lungs
 from core.lung.synthesis import FunctionModel
 from core.orientation import grid_affine_lps
+from tests.app.conftest import run_app_process
 from tests.dciodvfy import dciodvfy_errors
 
 Sample = tuple[subprocess.CompletedProcess[str], Path]
@@ -240,3 +241,20 @@ def test_run_record_compares_the_maps_with_the_study_spect(sample_run: Sample) -
         # the network beats chance on this held-out case (it is not in the training cohort)
         assert agreement[function]["mean"]["spearman"] > 0.3
         assert agreement[function]["mean"]["dice_high"] > 0.6
+
+
+def test_ct_only_study_gives_every_lung_output(sample_ct_paths: list[Path], tmp_path: Path) -> None:
+    """Synthesis needs only the CT: without SPECT the same objects are written, with no SPECT comparison."""
+    study = tmp_path / "ct_only"
+    study.mkdir()
+    for path in sample_ct_paths:
+        (study / path.name).symlink_to(path)
+    output = tmp_path / "out"
+    result = run_app_process("-i", study, "-o", output)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert {p.name for p in output.iterdir()} == {*EXPECTED, "run_record.json"}
+    record = record_of(output)
+    assert list(record["series_chosen"]) == ["ct"]
+    assert "agreement_with_spect" not in record["functional"]
+    for name in ("perfusion_map.dcm", "lung_function_rtstruct.dcm", "lung_function_sr.dcm"):
+        assert dciodvfy_errors(output / name) == [], name
