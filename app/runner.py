@@ -20,7 +20,7 @@ from pathlib import Path
 
 from app.config import AppConfig, RunSettings
 from core.errors import PerfusionMapError
-from core.series_selection import FolderScan, scan_folder, select_series
+from core.series_selection import FolderScan, require_ct, scan_folder, select_series
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def run(input_dir: Path, output_dir: Path, config: AppConfig | None = None) -> R
         If the input folder is missing, empty or holds no DICOM file, or the output folder
         is not empty, is a file, or lies inside the input folder.
     NoMatchingSeriesError
-        If the study holds no chest CT and no lung/bone SPECT series.
+        If the study holds no chest CT (every result is computed from it).
     InputDataError
         If a chosen series cannot be converted (broken pixel data, unsupported geometry).
     """
@@ -74,7 +74,7 @@ def run(input_dir: Path, output_dir: Path, config: AppConfig | None = None) -> R
     input_dir, output_dir = Path(input_dir).absolute(), Path(output_dir).absolute()
     check_output_folder(input_dir, output_dir)
     scan = check_input_folder(input_dir)
-    select_series(scan.series, config.selection)  # fails fast, before the framework starts
+    require_ct(select_series(scan.series, config.selection))  # fails fast, before the framework starts
     work_dir = _make_work_dir(output_dir)
     settings = RunSettings(input_dir, output_dir, work_dir, started_at, started_perf_s, config)
     try:
