@@ -67,7 +67,9 @@ import pydicom
 from highdicom.sr import CodedConcept
 from matplotlib.colors import to_rgb
 from pydicom import Dataset
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import RTStructureSetStorage, generate_uid
 from skimage.draw import polygon
 from skimage.measure import find_contours
@@ -100,6 +102,10 @@ CONTOUR_LEVEL = 0.5
 """Level at which the 0/1 mask is traced: halfway between inside and outside voxel centres."""
 CONTOUR_DECIMALS = 2
 """ContourData is rounded to 0.01 mm."""
+COLLINEAR_TOLERANCE_PX = 1e-6
+"""A contour point whose neighbours' cross product is below this (squared pixels) is collinear and dropped."""
+MIN_POLYGON_POINTS = 3
+CONTOUR_DATA_TAG = Tag(0x3006, 0x0050)
 CONTOUR_PLANE_TOLERANCE_MM = 0.1
 """Largest accepted distance of a contour point from the plane of the slice it references."""
 STUDY_SOP_CLASS_UID = "1.2.840.10008.3.1.2.3.1"
@@ -171,7 +177,20 @@ def trace_contours(mask: np.ndarray) -> list[np.ndarray]:
         One ``(n, 2)`` array of (row, column) indices per contour, closing point not repeated.
     """
     padded = np.pad(mask, 1).astype(np.float32)
-    return [contour[:-1] - 1.0 for contour in find_contours(padded, CONTOUR_LEVEL, fully_connected="low")]
+    contours = find_contours(padded, CONTOUR_LEVEL, fully_connected="low")
+    return [_without_collinear_points(contour[:-1]) - 1.0 for contour in contours]
+
+
+def _without_collinear_points(ring: np.ndarray) -> np.ndarray:
+    """The same polygon without the points on the straight line through their neighbours (2-10x fewer points).
+
+    ``ring`` is ``(n, 2)`` with the closing point not repeated.  A traced mask boundary runs in
+    straight steps of half a voxel, so most of its points are such in-between points.
+    """
+    before = ring - np.roll(ring, 1, axis=0)
+    after = np.roll(ring, -1, axis=0) - ring
+    corner = np.abs(before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]) > COLLINEAR_TOLERANCE_PX
+    return ring[corner] if np.count_nonzero(corner) >= MIN_POLYGON_POINTS else ring
 
 
 def display_color(colour: str) -> list[int]:
@@ -221,6 +240,17 @@ def _image_reference(ds: Dataset) -> Dataset:
     return item
 
 
+def _decimal_strings(tag: BaseTag, values: np.ndarray) -> RawDataElement:
+    """A DS element of values already rounded to 0.01 mm, encoded once (pydicom's per-value DS checks are slow).
+
+    Each value prints as at most 16 characters (``-99999.99``..), so the encoding is valid DS.
+    """
+    text = "\\".join(f"{value:.{CONTOUR_DECIMALS}f}" for value in values).encode("ascii")
+    if len(text) % 2:
+        text += b" "
+    return RawDataElement(tag, "DS", len(text), text, 0, False, True)
+
+
 def _contour_items(mask: np.ndarray, ct: Dataset, first_number: int) -> list[Dataset]:
     """ContourSequence items of one slice, numbered from ``first_number``."""
     plane = SlicePlane.from_dataset(ct)
@@ -232,8 +262,7 @@ def _contour_items(mask: np.ndarray, ct: Dataset, first_number: int) -> list[Dat
         item.ContourImageSequence = [_image_reference(ct)]
         item.ContourGeometricType = CLOSED_PLANAR
         item.NumberOfContourPoints = len(points_mm)
-        # values rounded to 0.01 mm print in a few characters: valid DS as they are, no auto-formatting needed
-        item.ContourData = points_mm.ravel().tolist()
+        item[CONTOUR_DATA_TAG] = _decimal_strings(CONTOUR_DATA_TAG, points_mm.ravel())
         items.append(item)
     return items
 
