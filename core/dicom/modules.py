@@ -1,4 +1,4 @@
-"""DICOM module building blocks shared by the CT and NM writers.
+"""DICOM module building blocks shared by the writers.
 
 Each ``add_*`` function fills the attributes of one or more Information Object
 Definition (IOD) modules into a :class:`pydicom.Dataset`, using DICOM keywords.
@@ -69,6 +69,32 @@ def add_patient_and_study(ds: Dataset, study: PatientStudy) -> None:
     ds.PatientAge = study.patient_age
     ds.PatientSize = ds_value(study.patient_size_m)
     ds.PatientWeight = ds_value(study.patient_weight_kg)
+
+
+PATIENT_STUDY_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+"""The Type 1 and 2 attributes of the Patient and General Study modules that a derived object copies."""
+
+
+def copy_patient_and_study(ds: Dataset, source: Dataset) -> None:
+    """Patient and General Study modules of a derived object, copied from an image of the study.
+
+    Type 2 attributes the source lacks are written empty; StudyDescription (Type 3) only when present.
+    """
+    for keyword in PATIENT_STUDY_KEYWORDS:
+        setattr(ds, keyword, source.get(keyword, ""))
+    if "StudyDescription" in source:
+        ds.StudyDescription = source.StudyDescription
 
 
 def add_equipment(ds: Dataset, study: PatientStudy) -> None:

@@ -31,7 +31,7 @@ from pydicom import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import EncapsulatedPDFStorage
 
-from core.dicom.modules import dicom_date_time, file_meta
+from core.dicom.modules import copy_patient_and_study, dicom_date_time, file_meta
 from core.dicom.provenance import (
     DEVICE_SERIAL_NUMBER,
     MANUFACTURER,
@@ -52,18 +52,6 @@ PDF_MAGIC = b"%PDF-"
 WORKSTATION = "WSD"
 """ConversionType (CID: SC Equipment module) of a document made by software on a workstation."""
 
-PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
-STUDY_KEYWORDS = (
-    "StudyInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "ReferringPhysicianName",
-    "StudyID",
-    "AccessionNumber",
-)
-OPTIONAL_STUDY_KEYWORDS = ("StudyDescription",)
-"""Type 3 attributes copied only when the CT has them."""
-
 
 def _check_inputs(pdf: bytes, ct_dataset: Dataset, title: str) -> None:
     if not pdf.startswith(PDF_MAGIC):
@@ -72,15 +60,6 @@ def _check_inputs(pdf: bytes, ct_dataset: Dataset, title: str) -> None:
         raise ValueError("ct_dataset has no StudyInstanceUID; the report cannot join its study")
     if not title.strip():
         raise ValueError("title must not be empty")
-
-
-def _add_patient_and_study(ds: Dataset, ct_dataset: Dataset) -> None:
-    """Patient and General Study modules, copied from the CT (Type 2 attributes empty when absent)."""
-    for keyword in (*PATIENT_KEYWORDS, *STUDY_KEYWORDS):
-        setattr(ds, keyword, ct_dataset.get(keyword, ""))
-    for keyword in OPTIONAL_STUDY_KEYWORDS:
-        if keyword in ct_dataset:
-            setattr(ds, keyword, ct_dataset.get(keyword))
 
 
 def _add_series_and_equipment(ds: Dataset, series_number: int, created: datetime, algorithm_version: str) -> None:
@@ -174,7 +153,7 @@ def write_encapsulated_pdf(
     ds.SOPClassUID = EncapsulatedPDFStorage
     ds.SOPInstanceUID = sop_instance_uid
     ds.InstanceCreationDate, ds.InstanceCreationTime = dicom_date_time(created)
-    _add_patient_and_study(ds, ct_dataset)
+    copy_patient_and_study(ds, ct_dataset)
     _add_series_and_equipment(ds, series_number, created, algorithm_version)
     _add_encapsulated_document(ds, pdf, title, created, sources)
     ds.ContributingEquipmentSequence = [

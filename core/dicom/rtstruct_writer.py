@@ -74,7 +74,7 @@ from pydicom.uid import RTStructureSetStorage, generate_uid
 from skimage.draw import polygon
 from skimage.measure import find_contours
 
-from core.dicom.modules import dicom_date_time, file_meta
+from core.dicom.modules import copy_patient_and_study, dicom_date_time, file_meta
 from core.dicom.provenance import (
     DEVICE_SERIAL_NUMBER,
     MANUFACTURER,
@@ -84,7 +84,7 @@ from core.dicom.provenance import (
     private_coding_scheme,
 )
 from core.dicom.slice_stack import slice_normal, sorted_along_normal
-from core.dicom.structures import Structure
+from core.dicom.structures import Structure, present_structures
 from core.errors import InputDataError
 
 logger = logging.getLogger(__name__)
@@ -110,19 +110,6 @@ CONTOUR_PLANE_TOLERANCE_MM = 0.1
 """Largest accepted distance of a contour point from the plane of the slice it references."""
 STUDY_SOP_CLASS_UID = "1.2.840.10008.3.1.2.3.1"
 """ReferencedSOPClassUID of the RTReferencedStudySequence item (Detached Study Management, by convention)."""
-PATIENT_STUDY_KEYWORDS = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "ReferringPhysicianName",
-    "StudyID",
-    "AccessionNumber",
-)
-"""Patient and General Study attributes copied from the CT (type 2 ones written empty when it lacks them)."""
 
 
 @dataclass(frozen=True)
@@ -202,26 +189,10 @@ def display_color(colour: str) -> list[int]:
 
 
 def _check_structures(structures: Sequence[Structure], slices: Sequence[Dataset]) -> list[Structure]:
-    """The non-empty structures; ValueError naming the structure on a wrong shape, type or colour."""
-    expected = (len(slices), int(slices[0].Rows), int(slices[0].Columns))
-    for structure in structures:
-        if tuple(structure.mask.shape) != expected:
-            raise ValueError(
-                f"mask of {structure.label!r} must have the CT volume's shape (slices, rows, columns) = "
-                f"{expected}, got {structure.mask.shape}"
-            )
-        if structure.mask.dtype != np.bool_:
-            raise ValueError(f"mask of {structure.label!r} must be boolean, got {structure.mask.dtype}")
+    """The non-empty structures (:func:`present_structures`), each with a known display colour."""
+    present = present_structures(structures, (len(slices), int(slices[0].Rows), int(slices[0].Columns)))
+    for structure in present:
         display_color(structure.colour)
-    labels = [s.label for s in structures]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"structure labels (ROINames) must be unique, got {labels}")
-    present = [s for s in structures if s.mask.any()]
-    if not present:
-        raise ValueError("every structure's mask is empty; there is no structure set to write")
-    left_out = [s.label for s in structures if not s.mask.any()]
-    if left_out:
-        logger.info("empty structures left out of the RT Structure Set: %s", left_out)
     return present
 
 
@@ -329,8 +300,7 @@ def _header(ct: Dataset, algorithm_version: str, series_number: int, created: da
     ds.SOPClassUID = RTStructureSetStorage
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
     ds.InstanceCreationDate, ds.InstanceCreationTime = dicom_date_time(created)
-    for keyword in PATIENT_STUDY_KEYWORDS:
-        setattr(ds, keyword, ct.get(keyword, ""))
+    copy_patient_and_study(ds, ct)
     ds.Modality = "RTSTRUCT"
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = series_number

@@ -50,7 +50,7 @@ from core.dicom.provenance import (
     private_coding_scheme,
 )
 from core.dicom.slice_stack import sorted_along_normal
-from core.dicom.structures import LATERALITY, LUNG_COLOURS, ORGAN, Structure
+from core.dicom.structures import LATERALITY, LUNG_COLOURS, ORGAN, Structure, present_structures
 from core.labels import LungLabel
 
 logger = logging.getLogger(__name__)
@@ -83,24 +83,6 @@ class SegSeries:
     content_label: str
     """ContentLabel: upper-case letters, digits, underscore and space, 16 characters at most."""
     content_description: str
-
-
-def _check_structures(structures: Sequence[Structure], slices: Sequence[Dataset]) -> list[Structure]:
-    """The non-empty structures; raises ValueError on a shape mismatch, duplicate labels or nothing to write."""
-    expected = (len(slices), int(slices[0].Rows), int(slices[0].Columns))
-    for structure in structures:
-        if tuple(structure.mask.shape) != expected:
-            raise ValueError(
-                f"mask of {structure.label!r} must have the CT volume's shape (slices, rows, columns) = "
-                f"{expected}, got {structure.mask.shape}"
-            )
-    labels = [s.label for s in structures]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"structure labels must be unique, got {labels}")
-    present = [s for s in structures if s.mask.any()]
-    if not present:
-        raise ValueError("every mask is empty; there is no segmentation to write")
-    return present
 
 
 def _segment_description(
@@ -163,7 +145,7 @@ def write_structure_seg(
         If the slices are not one series of distinct positions.
     """
     slices = sorted_along_normal(ct_datasets)
-    present = _check_structures(structures, slices)
+    present = present_structures(structures, (len(slices), int(slices[0].Rows), int(slices[0].Columns)))
     stacked = np.stack([s.mask for s in present], axis=-1).astype(np.uint8)
     private = any(
         code.scheme_designator == PRIVATE_SCHEME

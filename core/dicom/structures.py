@@ -10,7 +10,8 @@ pipeline writes: both lungs, six zones, and the high-/low-function volumes of ea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,8 @@ from core.dicom.provenance import (
 )
 from core.labels import LungLabel
 from core.lung.quantification import FunctionalVolumes
+
+logger = logging.getLogger(__name__)
 
 ORGAN = "ORGAN"
 AVOIDANCE = "AVOIDANCE"
@@ -133,3 +136,32 @@ def lung_function_structures(
             Structure(code.meaning, FUNCTION_CATEGORY, code, None, colour, interpreted, np.asarray(mask, dtype=bool))
         )
     return [s for s in structures if s.mask.any()]
+
+
+def present_structures(structures: Sequence[Structure], volume_shape: tuple[int, int, int]) -> list[Structure]:
+    """The structures with at least one voxel, after checking them against the CT volume's shape.
+
+    Raises
+    ------
+    ValueError
+        If a mask is not boolean or not ``volume_shape`` (slices, rows, columns), labels repeat, or
+        every mask is empty.
+    """
+    for structure in structures:
+        if tuple(structure.mask.shape) != tuple(volume_shape):
+            raise ValueError(
+                f"mask of {structure.label!r} must have the CT volume's shape (slices, rows, columns) = "
+                f"{tuple(volume_shape)}, got {structure.mask.shape}"
+            )
+        if structure.mask.dtype != np.bool_:
+            raise ValueError(f"mask of {structure.label!r} must be boolean, got {structure.mask.dtype}")
+    labels = [s.label for s in structures]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"structure labels must be unique, got {labels}")
+    present = [s for s in structures if s.mask.any()]
+    if not present:
+        raise ValueError("every structure's mask is empty; there is nothing to write")
+    left_out = [s.label for s in structures if not s.mask.any()]
+    if left_out:
+        logger.info("empty structures left out: %s", left_out)
+    return present

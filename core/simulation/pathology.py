@@ -35,6 +35,8 @@ from core.simulation.tree import Tree
 
 KINDS = ("emphysema", "embolism", "fibrosis", "tumour", "consolidation", "obstruction", "effusion")
 # probability that a case has at least one pathology of each kind
+LARGE_EMBOLISM_GENERATIONS = (1, 2)
+LARGE_EMBOLISM_SEVERITY = (0.8, 1.0)
 KIND_PROBABILITY = {
     "emphysema": 0.3,
     "embolism": 0.35,
@@ -92,6 +94,24 @@ def sample_pathologies(
                 continue
             out.append(_draw(kind, side, rng, tree, lung_points[side]))
     return out
+
+
+def draw_large_embolism(rng: np.random.Generator, trees: dict[str, Tree]) -> Pathology:
+    """A lobar-size embolus: a generation 1-2 pulmonary artery branch of a random lung, severity 0.8-1.0.
+
+    Drawn emboli (:func:`sample_pathologies`) block generation 3-6 branches, 1/8 to 1/64 of a lung; a
+    blocked lobar branch removes about a third to a half of one lung's perfusion, the defect a
+    perfusion split must show.  Its CT sign is the same as theirs (mosaic attenuation, less blood).
+    """
+    sides = [side for side in ("right", "left") if f"artery_{side}" in trees]
+    if not sides:
+        raise ValueError("the phantom has no pulmonary artery tree to block")
+    side = str(rng.choice(sides))
+    tree = trees[f"artery_{side}"]
+    lo, hi = LARGE_EMBOLISM_GENERATIONS
+    candidates = np.flatnonzero((tree.generation >= lo) & (tree.generation <= hi))
+    severity = float(rng.uniform(*LARGE_EMBOLISM_SEVERITY))
+    return Pathology("embolism", side, severity, segment=int(rng.choice(candidates)))
 
 
 def _draw(kind: str, side: str, rng: np.random.Generator, tree: Tree, points: np.ndarray) -> Pathology:

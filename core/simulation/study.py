@@ -58,13 +58,16 @@ class StudySpec:
     lung_time_per_view_s: float = 30.0
     bone_standard_time_per_view_s: float = 20.0
     bone_fast_time_per_view_s: float = 3.0
+    large_embolism_probability: float = 0.0
+    """Share of cases with an extra lobar-size embolus (:func:`core.simulation.thorax.make_thorax_phantom`)."""
 
 
 PRESETS = {
     # reduced matrix for the bundled sample (< 25 MB with both SPECTs) and for tests
     "sample": StudySpec((96, 192, 192), (3.0, 2.1, 2.1)),
     # training cohorts: enough resolution for the 128x64x64 per-lung crops
-    "training": StudySpec((128, 256, 256), (2.5, 1.4, 1.4)),
+    # (half of them with a lobar embolus: the drawn emboli alone are too small to teach a perfusion split)
+    "training": StudySpec((128, 256, 256), (2.5, 1.4, 1.4), large_embolism_probability=0.5),
     # clinical chest CT: 512x512 at 0.8 mm (410 mm field of view), 1.25 mm slices
     "clinical": StudySpec((300, 512, 512), (1.25, 0.8, 0.8)),
 }
@@ -104,7 +107,9 @@ def _generate(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: Callab
     if kind == "bone":  # chest-abdomen coverage, so that kidneys and bladder are in the field of view
         nz = round(nz * BONE_COVERAGE_FACTOR)
     grid = Grid.centred((nz, ny, nx), spec.ct_spacing_mm)
-    phantom = make_thorax_phantom(grid, seed, ct_noise_hu=spec.ct_noise_hu)
+    phantom = make_thorax_phantom(
+        grid, seed, ct_noise_hu=spec.ct_noise_hu, large_embolism_probability=spec.large_embolism_probability
+    )
     timings["phantom_s"] = time.perf_counter() - t0
     progress("phantom")
     rng = np.random.default_rng([seed, 7])

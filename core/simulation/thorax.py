@@ -19,12 +19,21 @@ from core.labels import LungLabel, Tissue
 from core.simulation.anatomy import Anatomy, build_anatomy
 from core.simulation.anatomy_params import ThoraxParams, sample_thorax_params
 from core.simulation.ct import add_ct_noise, lung_hu, tissue_lut, to_stored_hu
-from core.simulation.pathology import KINDS, Effects, Pathology, apply_pathologies, sample_pathologies
+from core.simulation.pathology import (
+    KINDS,
+    Effects,
+    Pathology,
+    apply_pathologies,
+    draw_large_embolism,
+    sample_pathologies,
+)
 from core.simulation.physiology import PhysiologyParams, base_function, sample_physiology_params
 from core.simulation.shapes import block_mean, paint_capsules, zoom_to_shape
 
 logger = logging.getLogger(__name__)
 
+LARGE_EMBOLISM_STREAM = 11
+"""Second seed word of the random stream that decides and draws the extra lobar embolus."""
 FUNCTION_VOXEL_MM = 2.8
 
 
@@ -91,11 +100,17 @@ def make_thorax_phantom(
     physiology: PhysiologyParams | None = None,
     pathologies: list[Pathology] | None = None,
     ct_noise_hu: float = 15.0,
+    large_embolism_probability: float = 0.0,
 ) -> ThoraxPhantom:
     """Build one phantom case on ``grid`` deterministically from ``seed``.
 
     Parameters left as ``None`` are drawn from the seed (anatomy, physiology, pathologies).
+    With ``large_embolism_probability`` > 0, that share of the seeds also gets one lobar-size
+    embolus (:func:`core.simulation.pathology.draw_large_embolism`) on top of the drawn
+    pathologies, from a random stream of its own: the other draws of a seed stay the same.
     """
+    if not 0.0 <= large_embolism_probability <= 1.0:
+        raise ValueError(f"large_embolism_probability must be in [0, 1], got {large_embolism_probability}")
     rng = np.random.default_rng(seed)
     params = params or sample_thorax_params(rng)
     physiology = physiology or sample_physiology_params(rng)
@@ -106,6 +121,10 @@ def make_thorax_phantom(
     owners = _territories(anatomy, side, coords)
     if pathologies is None:
         pathologies = sample_pathologies(rng, anatomy.trees, _lung_points(anatomy))
+    if large_embolism_probability > 0.0:
+        extra = np.random.default_rng([seed, LARGE_EMBOLISM_STREAM])
+        if extra.random() < large_embolism_probability:
+            pathologies = [*pathologies, draw_large_embolism(extra, anatomy.trees)]
     lm = anatomy.landmarks
     effects = apply_pathologies(
         pathologies, coords, side, owners, anatomy.trees, (lm.apex_z, lm.base_z, lm.cavity_b_mm), fgrid.spacing_mm, rng
