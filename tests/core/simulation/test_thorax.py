@@ -103,3 +103,31 @@ def test_obstruction_matched_ventilation_and_perfusion_reduction():
     rq = sick.perfusion[region].mean() / healthy.perfusion[region].mean()
     assert rv < 0.4
     assert rq < 0.8
+
+
+def _left_share(phantom) -> float:
+    """Share of the true perfusion in the left lung (function grid), in percent."""
+    lungs = phantom.function_lung_mask
+    return 100.0 * phantom.perfusion[lungs == LungLabel.LEFT_LUNG].sum() / phantom.perfusion[lungs > 0].sum()
+
+
+def test_large_embolism_option_adds_one_lobar_defect_and_leaves_other_draws_alone():
+    """Training cohorts add a lobar embolus to some seeds; the seed's own draws must not change."""
+    plain = make_thorax_phantom(GRID, 3)
+    never = make_thorax_phantom(GRID, 3, large_embolism_probability=0.0)
+    always = make_thorax_phantom(GRID, 3, large_embolism_probability=1.0)
+    np.testing.assert_array_equal(plain.hu, never.hu)
+    assert always.pathologies[: len(plain.pathologies)] == plain.pathologies
+    (extra,) = always.pathologies[len(plain.pathologies) :]
+    assert extra.kind == "embolism" and extra.severity >= 0.8
+    tree = always.anatomy.trees[f"artery_{extra.side}"]
+    assert tree.generation[extra.segment] <= 2  # a lobar-size branch, not a segmental one
+    # a lobar branch takes at least a tenth of that lung's share of the perfusion away
+    before, after = _left_share(plain), _left_share(always)
+    change = after - before if extra.side == "left" else before - after
+    assert change < -0.1 * (before if extra.side == "left" else 100.0 - before)
+
+
+def test_large_embolism_probability_is_checked():
+    with pytest.raises(ValueError, match="large_embolism_probability"):
+        make_thorax_phantom(GRID, 3, large_embolism_probability=1.5)
