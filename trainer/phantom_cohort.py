@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -30,7 +31,9 @@ logger = logging.getLogger(__name__)
 def phantom_case_samples(seed: int, spec: StudySpec) -> list[LungSample]:
     """Simulate one lung study (CT, perfusion and ventilation SPECT) and cut it into per-lung samples."""
     grid = Grid.centred(spec.ct_shape, spec.ct_spacing_mm)
-    phantom = make_thorax_phantom(grid, seed, ct_noise_hu=spec.ct_noise_hu)
+    phantom = make_thorax_phantom(
+        grid, seed, ct_noise_hu=spec.ct_noise_hu, large_embolism_probability=spec.large_embolism_probability
+    )
     rng = np.random.default_rng([seed, 7])
     mu = hu_to_mu_per_mm(mu_source_hu(phantom))
     spects = {}
@@ -77,10 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=10000)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="training")
     parser.add_argument("--workers", type=int, default=1, help="cases simulated in parallel (processes)")
+    parser.add_argument(
+        "--large-embolism-probability",
+        type=float,
+        default=None,
+        help="share of cases with an extra lobar-size embolus (default: the preset's, 0 for training)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     seeds = range(args.first_seed, args.first_seed + args.cases)
-    paths = build_cohort(args.out, seeds, PRESETS[args.preset], workers=args.workers)
+    spec = PRESETS[args.preset]
+    if args.large_embolism_probability is not None:
+        spec = replace(spec, large_embolism_probability=args.large_embolism_probability)
+    paths = build_cohort(args.out, seeds, spec, workers=args.workers)
     print(f"{len(paths)} samples in {args.out}")
     return 0
 

@@ -66,8 +66,7 @@ PRESETS = {
     # reduced matrix for the bundled sample (< 25 MB with both SPECTs) and for tests
     "sample": StudySpec((96, 192, 192), (3.0, 2.1, 2.1)),
     # training cohorts: enough resolution for the 128x64x64 per-lung crops
-    # (half of them with a lobar embolus: the drawn emboli alone are too small to teach a perfusion split)
-    "training": StudySpec((128, 256, 256), (2.5, 1.4, 1.4), large_embolism_probability=0.5),
+    "training": StudySpec((128, 256, 256), (2.5, 1.4, 1.4)),
     # clinical chest CT: 512x512 at 0.8 mm (410 mm field of view), 1.25 mm slices
     "clinical": StudySpec((300, 512, 512), (1.25, 0.8, 0.8)),
 }

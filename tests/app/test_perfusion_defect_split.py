@@ -9,7 +9,8 @@ Phantom: :func:`core.simulation.thorax.make_thorax_phantom` on the CT grid of th
 artery branch whose territory holds closest to ``DEFECT_TERRITORY_SHARE`` of that tree's seed points:
 a lobar-size, pleura-based wedge with the generator's mosaic CT sign (perfusion x 0.05, blood x 0.1,
 so the parenchyma is about 18 % less dense, 25-30 HU).  The matched phantom without it (same seed,
-no pathology) shows that the defect is there.  Only the CT is written: synthesis needs no SPECT.
+no pathology) shows that the defect is there, and the app runs on both CTs to show that it sees it.
+Only the CTs are written: synthesis needs no SPECT.
 
 Truth: the phantom's true perfusion (relative flow per function-grid voxel) summed over each lung of
 the phantom's own function-grid lung labels, so that it shares no mistake with the app's segmentation.
@@ -43,6 +44,15 @@ from tests.app.conftest import run_app_process
 
 pytestmark = pytest.mark.slow
 
+MODEL_MISSES_LOBAR_DEFECTS = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known failure of the shipped model (issue 5 not met): it does not see a lobar embolic defect on the CT "
+        "(app left share 43.3 % against a true 34.0 %, 43.5 % without the defect); a model retrained with lobar "
+        "emboli in half of the cohort did not either (42.6 %).  strict: remove this mark when a model passes"
+    ),
+)
+
 PHANTOM_SEED = 2
 PRESET = "sample"
 DEFECT_TERRITORY_SHARE = 0.3
@@ -62,6 +72,9 @@ class DefectCase:
     healthy: ThoraxPhantom = field(repr=False)
     defect: ThoraxPhantom = field(repr=False)
     regions: dict[str, dict]
+    """The app's regional table for the defect phantom's CT."""
+    healthy_regions: dict[str, dict]
+    """The same for the matched phantom without the defect."""
 
 
 def defect_branch(tree: Tree, share: float) -> int:
@@ -107,12 +120,18 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> DefectCase:
     embolism = Pathology("embolism", "left", severity=1.0, segment=branch)
     defect = make_thorax_phantom(grid, PHANTOM_SEED, pathologies=[embolism], ct_noise_hu=spec.ct_noise_hu)
     folder = tmp_path_factory.mktemp("perfusion_defect")
+    return DefectCase(healthy, defect, app_regions(defect, folder / "defect"), app_regions(healthy, folder / "healthy"))
+
+
+def app_regions(phantom: ThoraxPhantom, folder: Path) -> dict[str, dict]:
+    """Run the app on the phantom's CT; its regional table by region name."""
+    folder.mkdir()
     output = folder / "out"
-    result = run_app_process("-i", write_ct_study(defect, folder / "study"), "-o", output)
+    result = run_app_process("-i", write_ct_study(phantom, folder / "study"), "-o", output)
     assert result.returncode == EXIT_OK, result.stderr
     record = json.loads((output / "run_record.json").read_text(encoding="utf-8"))
     assert record["functional"] is not None, record["warnings"]
-    return DefectCase(healthy, defect, {r["region"]: r for r in record["functional"]["regions"]})
+    return {r["region"]: r for r in record["functional"]["regions"]}
 
 
 def test_the_phantom_defect_removes_a_fifth_to_two_fifths_of_the_left_lung_perfusion(case: DefectCase) -> None:
@@ -126,6 +145,7 @@ def test_app_lung_shares_sum_to_100_percent(case: DefectCase) -> None:
     assert total == pytest.approx(100.0, abs=SUM_TOLERANCE_PP)
 
 
+@MODEL_MISSES_LOBAR_DEFECTS
 def test_app_left_share_is_within_5_pp_of_the_truth(case: DefectCase) -> None:
     truth = true_shares_percent(case.defect)["left"]
     measured = case.regions["left"]["perfusion_percent"]
@@ -135,5 +155,9 @@ def test_app_left_share_is_within_5_pp_of_the_truth(case: DefectCase) -> None:
     )
 
 
-def test_app_gives_the_defect_side_less_than_half_of_the_perfusion(case: DefectCase) -> None:
-    assert case.regions["left"]["perfusion_percent"] < 50.0
+@MODEL_MISSES_LOBAR_DEFECTS
+def test_app_sees_the_defect(case: DefectCase) -> None:
+    """The defect lowers the app's left share by at least half of what it lowers the true one."""
+    true_drop = true_shares_percent(case.healthy)["left"] - true_shares_percent(case.defect)["left"]
+    app_drop = case.healthy_regions["left"]["perfusion_percent"] - case.regions["left"]["perfusion_percent"]
+    assert app_drop >= 0.5 * true_drop, f"left share drop: app {app_drop:.1f} pp, truth {true_drop:.1f} pp"
