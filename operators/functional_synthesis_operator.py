@@ -21,6 +21,11 @@ from operators.lung_segmentation_operator import LungSegmentation
 logger = logging.getLogger(__name__)
 
 MAPS_NOTE = "synthetic, relative to each lung's 75th percentile (1 = P75 or above); research use only"
+LIMITATIONS = (
+    "measured on phantoms: the lung and zone shares of the synthetic maps follow lung volume more than "
+    "function; a lobar embolic defect was missed (left share 43.3 % against a true 34.0 %), so do not use "
+    "the split for decisions"
+)
 AGREEMENT_NOTE = (
     "synthetic maps against this study's own SPECT, per lung at SPECT resolution (seed 000's metrics); "
     "phantom-trained model, not a clinical validation"
@@ -123,6 +128,7 @@ def functional_summary(model: FunctionModel, result: FunctionalResult) -> dict[s
             "notice": metadata.get("notice"),
         },
         "maps": MAPS_NOTE,
+        "limitations": LIMITATIONS,
         "regions": [{k: _json_number(v) for k, v in r.as_dict().items()} for r in result.regions],
     }
 

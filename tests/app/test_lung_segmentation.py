@@ -113,6 +113,7 @@ def test_sample_run_record_holds_the_regional_quantification_of_the_synthetic_ma
     record = json.loads((output / "run_record.json").read_text(encoding="utf-8"))
     functional = record["functional"]
     assert functional["model"]["name"] == "ddran_lung" and "research use" in functional["maps"]
+    assert "do not use the split for decisions" in functional["limitations"]
     regions = {r["region"]: r for r in functional["regions"]}
     assert len(regions) == 9
     for key in ("perfusion_percent", "ventilation_percent"):
