@@ -83,8 +83,9 @@ def synthesise_study(
     predictions = {int(label): model.predict_crop(lung.enhanced) for label, lung in lungs.items()}
     maps = paste_predictions(predictions, {int(label): lung.crop for label, lung in lungs.items()}, lung_labels)
     volumes = {name: functional_volumes(maps[name], lung_labels) for name in maps}
-    regions = quantify_regions(maps["perfusion"], maps["ventilation"], lung_labels, grid, volumes=volumes)
-    return FunctionalResult(maps, lung_labels, grid, predictions, zone_labels(lung_labels), volumes, regions)
+    zones = zone_labels(lung_labels)
+    regions = quantify_regions(maps["perfusion"], maps["ventilation"], lung_labels, grid, volumes=volumes, zones=zones)
+    return FunctionalResult(maps, lung_labels, grid, predictions, zones, volumes, regions)
 
 
 def agreement_with_spect(

@@ -131,6 +131,7 @@ def quantify_regions(
     grid: Grid,
     *,
     volumes: Mapping[str, FunctionalVolumes] | None = None,
+    zones: Mapping[str, np.ndarray] | None = None,
 ) -> list[RegionStats]:
     """Lung-by-lung and zone-by-zone shares, V/Q ratios and functional volumes.
 
@@ -145,6 +146,8 @@ def quantify_regions(
     volumes
         ``"perfusion"`` / ``"ventilation"`` functional volumes when already computed
         (:func:`functional_volumes`); computed here otherwise.
+    zones
+        The six zones when already cut (:func:`zone_labels`); cut here otherwise.
 
     Returns
     -------
@@ -175,7 +178,7 @@ def quantify_regions(
         }
     regions = {"both lungs": lungs}
     regions.update({name: lung_labels == label for label, name in LUNG_NAMES.items() if (lung_labels == label).any()})
-    regions.update(zone_labels(lung_labels))
+    regions.update(zone_labels(lung_labels) if zones is None else zones)
     voxel_ml = grid.voxel_volume_ml
     stats = []
     for region, mask in regions.items():
