@@ -3,17 +3,12 @@
 For a :class:`core.lung.functional.FunctionalResult` of a CT series, :func:`write_functional_outputs`
 writes, each in the CT's study (and Frame of Reference, where the object has one) in a new series:
 
-========================  ===============================  ==========================================
-file                      object                           content
-========================  ===============================  ==========================================
-``lung_function_seg.dcm`` Segmentation (BINARY)            lungs, six zones, high/low-function volumes
-``perfusion_map.dcm``     Parametric Map (float)           synthetic perfusion, Eq. 2 scale
-``ventilation_map.dcm``   Parametric Map (float)           synthetic ventilation, Eq. 2 scale
-``key_images_NN.dcm``     Secondary Capture (RGB)          maps fused on the CT, axial and coronal
-``lung_function_rtstruct.dcm``  RT Structure Set           the SEG's structures as contours
-``lung_function_sr.dcm``  Comprehensive 3D SR (TID 1500)   the regional table
-``lung_function_report.dcm``  Encapsulated PDF             the table and the key images
-========================  ===============================  ==========================================
+* ``lung_function_seg.dcm``: Segmentation (BINARY) of both lungs, six zones, high/low-function volumes;
+* ``perfusion_map.dcm``, ``ventilation_map.dcm``: float Parametric Maps on the Eq. 2 scale;
+* ``key_images_NN.dcm``: RGB Secondary Captures of the maps fused on the CT, axial and coronal;
+* ``lung_function_rtstruct.dcm``: RT Structure Set of the SEG's structures as contours;
+* ``lung_function_sr.dcm``: Comprehensive 3D SR with the TID 1500 regional table;
+* ``lung_function_report.dcm``: Encapsulated PDF with the table and the key images.
 
 Each writer's time is recorded as its own stage of the shared :class:`core.run_record.StageTimings`.
 """
