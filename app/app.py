@@ -113,7 +113,14 @@ class PerfusionMapApp(Application):
         self.add_flow(ct_enhancement, run_record, {(ct_enhancement.OUTPUT_LUNGS, run_record.INPUT_ENHANCED_LUNGS)})
         self.add_flow(lungs, synthesis, {(lungs.OUTPUT_SEGMENTATION, synthesis.INPUT_SEGMENTATION)})
         self.add_flow(ct_enhancement, synthesis, {(ct_enhancement.OUTPUT_LUNGS, synthesis.INPUT_LUNGS)})
-        self.add_flow(nm_volumes, synthesis, {(nm_volumes.OUTPUT_VOLUMES, synthesis.INPUT_NM_VOLUMES)})
+        self.add_flow(
+            nm_volumes,
+            synthesis,
+            {
+                (nm_volumes.OUTPUT_VOLUMES, synthesis.INPUT_NM_VOLUMES),
+                (nm_volumes.OUTPUT_FRAMES_OF_REFERENCE, synthesis.INPUT_NM_FRAMES),
+            },
+        )
         self.add_flow(synthesis, run_record, {(synthesis.OUTPUT_SUMMARY, run_record.INPUT_FUNCTIONAL)})
         self.add_flow(synthesis, functional_writers, {(synthesis.OUTPUT_MAPS, functional_writers.INPUT_MAPS)})
         self.add_flow(

@@ -54,6 +54,7 @@ class FunctionalSynthesisOperator(Operator):
     ``INPUT_SEGMENTATION``: :class:`operators.lung_segmentation_operator.LungSegmentation` or ``None``.
     ``INPUT_LUNGS``: ``dict[LungLabel, EnhancedLung]`` from :class:`operators.CtEnhancementOperator`.
     ``INPUT_NM_VOLUMES``: ``dict[str, tuple[numpy.ndarray, Grid]]`` by tracer, from :class:`operators.NmVolumeOperator`.
+    ``INPUT_NM_FRAMES``: ``dict[str, str]``, their FrameOfReferenceUIDs (a SPECT in another frame is not compared).
 
     Named outputs
     -------------
@@ -64,6 +65,7 @@ class FunctionalSynthesisOperator(Operator):
     INPUT_SEGMENTATION = "lung_segmentation"
     INPUT_LUNGS = "enhanced_lungs"
     INPUT_NM_VOLUMES = "nm_volumes"
+    INPUT_NM_FRAMES = "nm_frames_of_reference"
     OUTPUT_MAPS = "functional_maps"
     OUTPUT_SUMMARY = "functional_summary"
 
@@ -84,6 +86,7 @@ class FunctionalSynthesisOperator(Operator):
         spec.input(self.INPUT_SEGMENTATION)
         spec.input(self.INPUT_LUNGS)
         spec.input(self.INPUT_NM_VOLUMES)
+        spec.input(self.INPUT_NM_FRAMES)
         spec.output(self.OUTPUT_MAPS).condition(ConditionType.NONE)
         spec.output(self.OUTPUT_SUMMARY).condition(ConditionType.NONE)
 
@@ -92,12 +95,13 @@ class FunctionalSynthesisOperator(Operator):
         segmentation = op_input.receive(self.INPUT_SEGMENTATION)
         lungs = op_input.receive(self.INPUT_LUNGS)
         spects = op_input.receive(self.INPUT_NM_VOLUMES)
+        frames = op_input.receive(self.INPUT_NM_FRAMES)
         if segmentation is not None and not isinstance(segmentation, LungSegmentation):
             raise TypeError(f"{self.INPUT_SEGMENTATION} must be a LungSegmentation or None")
         if not isinstance(lungs, dict) or not all(isinstance(v, EnhancedLung) for v in lungs.values()):
             raise TypeError(f"{self.INPUT_LUNGS} must be a dict of EnhancedLung")
-        if not isinstance(spects, dict):
-            raise TypeError(f"{self.INPUT_NM_VOLUMES} must be a dict of (volume, Grid) by tracer")
+        if not isinstance(spects, dict) or not isinstance(frames, dict):
+            raise TypeError(f"{self.INPUT_NM_VOLUMES} and {self.INPUT_NM_FRAMES} must be dicts by tracer")
         if segmentation is None or not lungs:
             op_output.emit(None, self.OUTPUT_MAPS)
             op_output.emit(None, self.OUTPUT_SUMMARY)
@@ -107,8 +111,14 @@ class FunctionalSynthesisOperator(Operator):
             labels = reorientation.to_canonical(segmentation.mask)
             result = synthesise_study(self._model, lungs, labels, grid)
             summary = functional_summary(self._model, result)
+        ct_frame = str(segmentation.ct.slices[0].get("FrameOfReferenceUID", ""))
+        same_frame = {tracer: spect for tracer, spect in spects.items() if ct_frame and frames.get(tracer) == ct_frame}
+        other_frame = sorted(tracer for tracer in spects if tracer in result.maps and tracer not in same_frame)
+        if other_frame:
+            summary["not_compared"] = f"{', '.join(other_frame)} SPECT: another Frame of Reference than the CT"
+            logger.warning("Not compared with the synthetic maps: %s", summary["not_compared"])
         with self._timings.measure("agreement_with_spect"):
-            agreement = agreement_with_spect(result, lungs, spects)
+            agreement = agreement_with_spect(result, lungs, same_frame)
         if agreement:
             summary["agreement_with_spect"] = {"note": AGREEMENT_NOTE, **agreement}
             logger.info("Synthetic maps against the study's SPECT: %s", _agreement_line(agreement))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pydicom
 from holoscan.core import ExecutionContext, InputContext, OutputContext
 from monai.deploy.core import Fragment, Operator, OperatorSpec
 from monai.deploy.core.domain.dicom_series_selection import StudySelectedSeries
@@ -28,6 +29,8 @@ class NmVolumeOperator(Operator):
     ------------
     ``OUTPUT_VOLUMES``: ``dict[str, tuple[numpy.ndarray, core.geometry.Grid]]`` keyed by tracer
     (``"perfusion"``, ``"ventilation"``, ``"bone"``); counts per voxel, slice 0 the most inferior.
+    ``OUTPUT_FRAMES_OF_REFERENCE``: ``dict[str, str]``, the FrameOfReferenceUID of each tracer's
+    series ("" when absent): volumes compare with the CT only in the same frame.
 
     Raises
     ------
@@ -37,6 +40,7 @@ class NmVolumeOperator(Operator):
 
     INPUT_SERIES = "nm_series"
     OUTPUT_VOLUMES = "nm_volumes"
+    OUTPUT_FRAMES_OF_REFERENCE = "nm_frames_of_reference"
 
     def __init__(self, fragment: Fragment, *args: Any, timings: StageTimings, **kwargs: Any) -> None:
         """Create the operator with the shared stage ``timings``."""
@@ -47,6 +51,7 @@ class NmVolumeOperator(Operator):
         """Declare the ports."""
         spec.input(self.INPUT_SERIES)
         spec.output(self.OUTPUT_VOLUMES)
+        spec.output(self.OUTPUT_FRAMES_OF_REFERENCE)
 
     def compute(self, op_input: InputContext, op_output: OutputContext, context: ExecutionContext) -> None:
         """Read every chosen SPECT series and emit the volumes by tracer."""
@@ -54,12 +59,18 @@ class NmVolumeOperator(Operator):
         if not isinstance(selected, list) or not all(isinstance(s, StudySelectedSeries) for s in selected):
             raise TypeError(f"{self.INPUT_SERIES} must be a list of StudySelectedSeries, got {type(selected).__name__}")
         with self._timings.measure(self.name):
-            volumes = {
-                chosen.selection_name: read_nm_volume(_source_file(chosen.series.get_sop_instances()))
+            files = {
+                chosen.selection_name: _source_file(chosen.series.get_sop_instances())
                 for study in selected
                 for chosen in study.selected_series
             }
+            volumes = {tracer: read_nm_volume(path) for tracer, path in files.items()}
+            frames = {
+                tracer: str(pydicom.dcmread(path, stop_before_pixels=True).get("FrameOfReferenceUID", ""))
+                for tracer, path in files.items()
+            }
         op_output.emit(volumes, self.OUTPUT_VOLUMES)
+        op_output.emit(frames, self.OUTPUT_FRAMES_OF_REFERENCE)
 
 
 def _source_file(instances: list[Any]) -> Path:

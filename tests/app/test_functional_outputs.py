@@ -258,3 +258,22 @@ def test_ct_only_study_gives_every_lung_output(sample_ct_paths: list[Path], tmp_
     assert "agreement_with_spect" not in record["functional"]
     for name in ("perfusion_map.dcm", "lung_function_rtstruct.dcm", "lung_function_sr.dcm"):
         assert dciodvfy_errors(output / name) == [], name
+
+
+def test_spect_in_another_frame_of_reference_is_not_compared(sample_ct_paths: list[Path], tmp_path: Path) -> None:
+    """Two frames of reference do not line up: that SPECT gets no agreement figures, and the record says why."""
+    study = tmp_path / "two_frames"
+    study.mkdir()
+    for path in sample_ct_paths:
+        (study / path.name).symlink_to(path)
+    (study / "NM_VENTILATION.dcm").symlink_to(sample_ct_paths[0].parent / "NM_VENTILATION.dcm")
+    perfusion = pydicom.dcmread(sample_ct_paths[0].parent / "NM_PERFUSION.dcm")
+    perfusion.FrameOfReferenceUID = pydicom.uid.generate_uid()
+    perfusion.save_as(study / "NM_PERFUSION.dcm")
+    output = tmp_path / "out"
+    result = run_app_process("-i", study, "-o", output)
+    assert result.returncode == EXIT_OK, result.stderr
+    functional = record_of(output)["functional"]
+    assert set(functional["agreement_with_spect"]) == {"note", "ventilation"}
+    assert "perfusion SPECT: another Frame of Reference than the CT" in functional["not_compared"]
+    assert "Not compared with the synthetic maps" in result.stderr
