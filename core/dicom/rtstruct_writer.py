@@ -78,13 +78,12 @@ from core.dicom.modules import copy_patient_and_study, dicom_date_time, file_met
 from core.dicom.provenance import (
     DEVICE_SERIAL_NUMBER,
     MANUFACTURER,
-    PRIVATE_SCHEME,
     RESEARCH_NOTICE,
     contributing_equipment,
     private_coding_scheme,
 )
 from core.dicom.slice_stack import slice_normal, sorted_along_normal
-from core.dicom.structures import Structure, present_structures
+from core.dicom.structures import Structure, present_structures, uses_private_codes
 from core.errors import InputDataError
 
 logger = logging.getLogger(__name__)
@@ -317,15 +316,6 @@ def _header(ct: Dataset, algorithm_version: str, series_number: int, created: da
     return ds
 
 
-def _uses_private_codes(structures: Sequence[Structure]) -> bool:
-    return any(
-        code.scheme_designator == PRIVATE_SCHEME
-        for s in structures
-        for code in (s.category, s.property_type, s.modifier)
-        if code is not None
-    )
-
-
 def write_rt_structure_set(
     structures: Sequence[Structure],
     ct_datasets: Sequence[Dataset],
@@ -380,7 +370,7 @@ def write_rt_structure_set(
     ds.StructureSetROISequence = [_structure_set_roi_item(n, s, frame_of_reference_uid) for n, s in numbered]
     ds.ROIContourSequence = [_roi_contour_item(n, s, slices) for n, s in numbered]
     ds.RTROIObservationsSequence = [_observation_item(n, s) for n, s in numbered]
-    if _uses_private_codes(present):
+    if uses_private_codes(present):
         ds.CodingSchemeIdentificationSequence = [private_coding_scheme()]
     out_path = Path(out_path)
     ds.save_as(out_path, enforce_file_format=True)

@@ -44,13 +44,19 @@ from pydicom.sr.coding import Code
 from core.dicom.provenance import (
     DEVICE_SERIAL_NUMBER,
     MANUFACTURER,
-    PRIVATE_SCHEME,
     SOURCE_PERSON_NAME_WARNING,
     contributing_equipment,
     private_coding_scheme,
 )
 from core.dicom.slice_stack import sorted_along_normal
-from core.dicom.structures import LATERALITY, LUNG_COLOURS, ORGAN, Structure, present_structures
+from core.dicom.structures import (
+    LATERALITY,
+    LUNG_COLOURS,
+    ORGAN,
+    Structure,
+    present_structures,
+    uses_private_codes,
+)
 from core.labels import LungLabel
 
 logger = logging.getLogger(__name__)
@@ -147,12 +153,6 @@ def write_structure_seg(
     slices = sorted_along_normal(ct_datasets)
     present = present_structures(structures, (len(slices), int(slices[0].Rows), int(slices[0].Columns)))
     stacked = np.stack([s.mask for s in present], axis=-1).astype(np.uint8)
-    private = any(
-        code.scheme_designator == PRIVATE_SCHEME
-        for s in present
-        for code in (s.category, s.property_type, s.modifier)
-        if code is not None
-    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=SOURCE_PERSON_NAME_WARNING, category=UserWarning)
         seg = highdicom.seg.Segmentation(
@@ -175,7 +175,7 @@ def write_structure_seg(
             contributing_equipment=[
                 contributing_equipment(algorithm.name, algorithm.version, series.content_description)
             ],
-            coding_schemes=[private_coding_scheme()] if private else None,
+            coding_schemes=[private_coding_scheme()] if uses_private_codes(present) else None,
             # an empty SpecificCharacterSet in the CT means the default repertoire: leave it out
             specific_character_set=slices[0].get("SpecificCharacterSet") or None,
         )

@@ -24,6 +24,7 @@ from core.dicom.provenance import (
     HIGH_VENTILATION,
     LOW_PERFUSION,
     LOW_VENTILATION,
+    PRIVATE_SCHEME,
 )
 from core.labels import LungLabel
 from core.lung.quantification import FunctionalVolumes
@@ -165,3 +166,13 @@ def present_structures(structures: Sequence[Structure], volume_shape: tuple[int,
     if left_out:
         logger.info("empty structures left out: %s", left_out)
     return present
+
+
+def uses_private_codes(structures: Sequence[Structure]) -> bool:
+    """Whether a structure is coded in the local scheme (the object must then declare it)."""
+    return any(
+        code.scheme_designator == PRIVATE_SCHEME
+        for s in structures
+        for code in (s.category, s.property_type, s.modifier)
+        if code is not None
+    )
