@@ -7,10 +7,13 @@ Roles a series can take:
 
 * ``"ct"``: the chest CT, a stack of axial single-frame CT images.  Among several, the
   one with the most slices wins, then the thinnest, then the lowest series number.
-* ``"perfusion"``, ``"ventilation"``, ``"bone"``: a reconstructed tomographic NM (SPECT)
-  volume in one multi-frame instance, classified by its radiopharmaceutical (Radiopharmaceutical
-  Information Sequence), with the SeriesDescription as a fallback.  Among several of one
-  tracer, attenuation-corrected ones win, then the one with most slices.
+* ``"perfusion"``, ``"ventilation"``, ``"bone"``, ``"bone_fast"``: a reconstructed tomographic NM
+  (SPECT) volume in one multi-frame instance, classified by its radiopharmaceutical
+  (Radiopharmaceutical Information Sequence), with the SeriesDescription as a fallback, and,
+  where a rule asks for it, by its acquisition time per view (ActualFrameDuration of the
+  Rotation Information Sequence): a 1/7-time bone SPECT is ``"bone_fast"``, a standard one
+  ``"bone"``.  Among several of one tracer, attenuation-corrected ones win, then the one with
+  most slices.
 
 Nothing here reads or reports patient names, IDs or birth dates.
 """
@@ -52,13 +55,35 @@ class TracerRule:
     description_pattern
         Regular expression (case-insensitive) searched in SeriesDescription when the
         radiopharmaceutical names no tracer.
+    max_time_per_view_s
+        If set, only series whose time per view is known and at most this many seconds qualify
+        (a fast acquisition).
+    min_exclusive_time_per_view_s
+        If set, series whose time per view is known and not longer than this do not qualify
+        (an unknown time per view does); with the same value as another rule's
+        ``max_time_per_view_s``, every series fits exactly one of the two.
     """
 
     tracer: str
     radiopharmaceutical_pattern: str
     description_pattern: str
+    max_time_per_view_s: float | None = None
+    min_exclusive_time_per_view_s: float | None = None
+
+    def accepts_time_per_view(self, seconds: float | None) -> bool:
+        """Whether a series acquired with ``seconds`` per view (None: unknown) can be this tracer."""
+        if self.max_time_per_view_s is not None and (seconds is None or seconds > self.max_time_per_view_s):
+            return False
+        return not (
+            self.min_exclusive_time_per_view_s is not None
+            and seconds is not None
+            and seconds <= self.min_exclusive_time_per_view_s
+        )
 
     def __post_init__(self) -> None:
+        limits = (self.min_exclusive_time_per_view_s, self.max_time_per_view_s)
+        if any(v is not None and not v > 0 for v in limits):
+            raise ValueError(f"TracerRule {self.tracer!r}: time-per-view limits must be positive, got {limits}")
         for name in ("radiopharmaceutical_pattern", "description_pattern"):
             try:
                 re.compile(getattr(self, name))
@@ -168,6 +193,8 @@ class SeriesSummary:
     uniform_geometry: bool
     attenuation_corrected: bool
     radiopharmaceuticals: tuple[str, ...]
+    time_per_view_s: float | None = None
+    """ActualFrameDuration of the first rotation, in s; None when not given (or not NM)."""
 
     @property
     def orientation(self) -> str:
@@ -281,6 +308,7 @@ def summarize_series(datasets: Sequence[Dataset]) -> SeriesSummary:
         uniform_geometry=len({_geometry_key(ds) for ds in datasets}) == 1,
         attenuation_corrected="ATTN" in {str(v).upper() for v in _as_list(first.get("CorrectedImage"))},
         radiopharmaceuticals=_radiopharmaceutical_texts(first),
+        time_per_view_s=_time_per_view_s(first),
     )
 
 
@@ -292,6 +320,7 @@ def classify_tracer(summary: SeriesSummary, tracers: Sequence[TracerRule]) -> tu
     tracer, reason
         ``tracer`` is None when the series names no tracer or several; ``reason`` says why.
     """
+    tracers = [rule for rule in tracers if rule.accepts_time_per_view(summary.time_per_view_s)]
     by_pharmaceutical = _matches(summary.radiopharmaceuticals, tracers, "radiopharmaceutical_pattern")
     if len(by_pharmaceutical) == 1:
         tracer, text = next(iter(by_pharmaceutical.items()))
@@ -484,6 +513,14 @@ def _radiopharmaceutical_texts(ds: Dataset) -> tuple[str, ...]:
         texts.extend(str(code.get("CodeMeaning", "")) for code in item.get("RadiopharmaceuticalCodeSequence", []))
         texts.append(str(item.get("Radiopharmaceutical", "") or ""))
     return tuple(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
+
+
+def _time_per_view_s(ds: Dataset) -> float | None:
+    for item in ds.get("RotationInformationSequence", []):
+        duration = item.get("ActualFrameDuration")
+        if duration not in (None, "") and float(duration) > 0:
+            return float(duration) / 1000.0
+    return None
 
 
 def _orientation(ds: Dataset) -> list[float] | None:

@@ -66,6 +66,7 @@ def nm_tomo(
     n_frames: int = 64,
     series_number: int = 10,
     attenuation_corrected: bool = True,
+    time_per_view_s: float | None = None,
 ) -> list[Dataset]:
     """Headers of a one-instance multi-frame NM series, geometry in the Detector Information Sequence."""
     ds = _common("NM", NuclearMedicineImageStorage, generate_uid(), series_number, description)
@@ -86,4 +87,9 @@ def nm_tomo(
             code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "0", "99TEST", code_meaning
             item.RadiopharmaceuticalCodeSequence = [code]
         ds.RadiopharmaceuticalInformationSequence = [item]
+    if time_per_view_s is not None:
+        rotation = Dataset()
+        rotation.ActualFrameDuration = round(time_per_view_s * 1000)
+        rotation.NumberOfFramesInRotation = 60
+        ds.RotationInformationSequence = [rotation]
     return [ds]

@@ -86,6 +86,30 @@ def test_nm_tracer_from_the_radiopharmaceutical(
     assert select_series([summary], rules).chosen[tracer].summary is summary
 
 
+@pytest.mark.parametrize(
+    ("time_per_view_s", "tracer"),
+    [(3.0, "bone_fast"), (8.0, "bone_fast"), (20.0, "bone"), (10.0, "bone"), (None, "bone")],
+)
+def test_bone_spect_is_fast_by_its_time_per_view(
+    rules: SelectionRules, time_per_view_s: float | None, tracer: str
+) -> None:
+    summary = summarize_series(nm_tomo(radiopharmaceutical="Tc-99m MDP", time_per_view_s=time_per_view_s))
+    assert summary.time_per_view_s == time_per_view_s
+    assert classify_tracer(summary, rules.nm.tracers)[0] == tracer
+
+
+def test_fast_and_standard_bone_spect_of_one_study_are_both_chosen(rules: SelectionRules) -> None:
+    fast = summarize_series(nm_tomo(radiopharmaceutical="Tc-99m MDP", time_per_view_s=3.0, series_number=3))
+    standard = summarize_series(nm_tomo(radiopharmaceutical="Tc-99m MDP", time_per_view_s=20.0, series_number=2))
+    chosen = select_series([standard, fast], rules).chosen
+    assert chosen["bone_fast"].summary is fast and chosen["bone"].summary is standard
+
+
+def test_time_per_view_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        TracerRule("bone_fast", radiopharmaceutical_pattern="MDP", description_pattern="bone", max_time_per_view_s=0.0)
+
+
 def test_radiopharmaceutical_outranks_a_misleading_description(rules: SelectionRules) -> None:
     summary = summarize_series(nm_tomo(radiopharmaceutical="Tc-99m MAA", description="Lung ventilation"))
     tracer, how = classify_tracer(summary, rules.nm.tracers)
