@@ -1,0 +1,104 @@
+"""The shipped SPECT denoising model (``models/u2net_spect_bone``): load once, check its contract, run it.
+
+The contract (``metadata.json``, written by :mod:`trainer.denoise.export`) says how many input
+channels the network takes and whether one of them is the CT, which multiple the slice size must
+be, and the acquisition it was trained for; a mismatch with this code raises
+:class:`~core.errors.ModelContractError` with what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.errors import ModelContractError
+from core.nm.denoising import SIZE_MULTIPLE, denoise_volume
+
+logger = logging.getLogger(__name__)
+
+DENOISING_METADATA_VERSION = 1
+"""Version of the denoising model contract this code reads and the trainer writes."""
+
+
+def check_denoising_contract(metadata: dict[str, Any]) -> None:
+    """Raise :class:`ModelContractError` naming the first difference between ``metadata`` and this code."""
+    fix = "re-export the model with this version's trainer (python -m trainer.denoise.export)"
+    if not isinstance(metadata, dict):
+        raise ModelContractError(f"the denoising metadata is a JSON {type(metadata).__name__}, not an object; {fix}")
+    if metadata.get("metadata_version") != DENOISING_METADATA_VERSION:
+        raise ModelContractError(
+            f"denoising metadata_version is {metadata.get('metadata_version')!r}, "
+            f"this app reads {DENOISING_METADATA_VERSION}; {fix}"
+        )
+    network_input = metadata.get("input")
+    if not isinstance(network_input, dict):
+        raise ModelContractError(f"the denoising model's metadata has no input object; {fix}")
+    uses_ct = network_input.get("uses_ct")
+    shape = network_input.get("shape")
+    if not isinstance(uses_ct, bool) or not isinstance(shape, list) or len(shape) != 4:
+        raise ModelContractError(f"the denoising model's metadata lacks input.uses_ct or a 4-D input.shape; {fix}")
+    if shape[1] != (2 if uses_ct else 1):
+        raise ModelContractError(f"the model takes {shape[1]} channel(s) but uses_ct is {uses_ct}; {fix}")
+    if network_input.get("size_multiple") != SIZE_MULTIPLE:
+        raise ModelContractError(
+            f"the model needs slices padded to a multiple of {network_input.get('size_multiple')}, "
+            f"this app pads to {SIZE_MULTIPLE}; {fix}"
+        )
+    if network_input.get("preprocessing") != "core.nm.denoising.network_inputs":
+        raise ModelContractError(
+            f"the model was trained with other preprocessing ({network_input.get('preprocessing')}); {fix}"
+        )
+
+
+class DenoisingModel:
+    """A TorchScript denoising U2-Net and its contract, loaded once.
+
+    Raises
+    ------
+    ModelContractError
+        If ``model.ts`` or ``metadata.json`` is missing or unreadable, or the contract does not match.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder = Path(folder)
+        for name in ("model.ts", "metadata.json"):
+            if not (folder / name).is_file():
+                raise ModelContractError(
+                    f"{folder / name} is missing; the app ships models/u2net_spect_bone, or set the denoising model"
+                )
+        try:
+            self.metadata: dict[str, Any] = json.loads((folder / "metadata.json").read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ModelContractError(f"{folder / 'metadata.json'} is unreadable ({err}); re-export the model") from err
+        check_denoising_contract(self.metadata)
+        self.uses_ct: bool = self.metadata["input"]["uses_ct"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript loading
+            try:
+                self.module = torch.jit.load(str(folder / "model.ts"), map_location="cpu").eval()
+            except RuntimeError as err:
+                raise ModelContractError(f"{folder / 'model.ts'} is not a TorchScript model ({err})") from err
+        self.folder = folder
+
+    @property
+    def identity(self) -> str:
+        """``name version`` for provenance."""
+        return f"{self.metadata.get('name', self.folder.name)} {self.metadata.get('version', '?')}"
+
+    def denoise(
+        self,
+        fast: np.ndarray,
+        ct_on_spect: np.ndarray | None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Denoised counts of a fast SPECT (the CT on the SPECT grid, in HU, when the model uses it)."""
+        if self.uses_ct and ct_on_spect is None:
+            raise ModelContractError("this denoising model needs the CT of the same Frame of Reference")
+        return denoise_volume(self.module, fast, ct_on_spect if self.uses_ct else None, progress=progress)
