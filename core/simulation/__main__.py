@@ -7,6 +7,7 @@ existing cases are skipped, so an interrupted run can simply be started again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -28,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
         default="lung",
         help="lung: CT+Q+V SPECT; bone: CT+MDP SPECT; nema: NEMA IEC phantom",
     )
+    parser.add_argument(
+        "--soft-tissue-lesions",
+        type=int,
+        default=0,
+        help="bone studies: up to N extra-osseous hot lesions the CT does not show (default 0)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.cases < 1:
@@ -39,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             target = args.out / f"case_{seed:05d}"
             if target.exists():
                 continue
-            generate_study(target, PRESETS[args.preset], seed, kind=args.kind, progress=bar.set_postfix_str)
+            spec = dataclasses.replace(PRESETS[args.preset], bone_soft_tissue_lesions=args.soft_tissue_lesions)
+            generate_study(target, spec, seed, kind=args.kind, progress=bar.set_postfix_str)
     print(f"{args.cases} case(s) in {args.out}")
     return 0
 

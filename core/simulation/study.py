@@ -60,11 +60,15 @@ class StudySpec:
     bone_fast_time_per_view_s: float = 3.0
     large_embolism_probability: float = 0.0
     """Share of cases with an extra lobar-size embolus (:func:`core.simulation.thorax.make_thorax_phantom`)."""
+    bone_soft_tissue_lesions: int = 0
+    """Bone studies: up to this many extra-osseous hot lesions the CT does not show (``tracers.bone_activity``)."""
 
 
 PRESETS = {
     # reduced matrix for the bundled sample (< 25 MB with both SPECTs) and for tests
     "sample": StudySpec((96, 192, 192), (3.0, 2.1, 2.1)),
+    # the bundled bone SPECT/CT sample: a coarser CT (the denoiser sees it on the 4.42 mm SPECT grid)
+    "bone_sample": StudySpec((64, 128, 128), (4.5, 3.2, 3.2)),
     # training cohorts: enough resolution for the 128x64x64 per-lung crops
     "training": StudySpec((128, 256, 256), (2.5, 1.4, 1.4)),
     # clinical chest CT: 512x512 at 0.8 mm (410 mm field of view), 1.25 mm slices
@@ -219,7 +223,7 @@ def spect_acquisitions(
             ("perfusion", perfusion_activity(phantom), lung, "perfusion"),
             ("ventilation", ventilation_activity(phantom), lung, "ventilation"),
         ]
-    bone = bone_activity(phantom, rng)
+    bone = bone_activity(phantom, rng, max_soft_tissue_lesions=spec.bone_soft_tissue_lesions)
     extra["bone_lesion_mask"] = bone.lesion_mask
     extra["function_bone_lesion_mask"] = bone.function_lesion_mask.astype(np.uint8)
     activity = bone.activity_mbq

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.geometry import Grid
 from core.labels import Tissue
 from core.simulation.shapes import block_mean
 from core.simulation.thorax import ThoraxPhantom, function_grid_for
@@ -93,8 +94,24 @@ def ventilation_activity(phantom: ThoraxPhantom, deposited_mbq: float = TECHNEGA
     return (lung + central).astype(np.float32)
 
 
-def bone_activity(phantom: ThoraxPhantom, rng: np.random.Generator, n_lesions: int | None = None) -> BoneActivity:
-    """Tc-99m MDP activity with hot lesions (8-30 mm) in the spine, ribs and sternum."""
+SOFT_TISSUE_LESION_RATIO = (4.0, 20.0)
+"""Extra-osseous hot lesions: concentration over the soft-tissue background (NEMA spheres: 12)."""
+
+
+def bone_activity(
+    phantom: ThoraxPhantom,
+    rng: np.random.Generator,
+    n_lesions: int | None = None,
+    max_soft_tissue_lesions: int = 0,
+) -> BoneActivity:
+    """Tc-99m MDP activity with hot lesions (8-30 mm) in the spine, ribs and sternum.
+
+    ``max_soft_tissue_lesions`` > 0 adds 0 to that many extra-osseous hot spheres (8-30 mm, in soft
+    tissue or liver, :data:`SOFT_TISSUE_LESION_RATIO` over the soft-tissue uptake, as soft-tissue
+    tumours and calcifications take up MDP) that the CT does not show.  They are drawn from their own
+    random stream (seeded by the phantom), so the bone lesions of a seed do not change; they join
+    the lesion mask after the bone lesions.
+    """
     grid = phantom.grid
     _, factors = function_grid_for(grid)
     lut = np.zeros(256, dtype=np.float32)
@@ -107,6 +124,15 @@ def bone_activity(phantom: ThoraxPhantom, rng: np.random.Generator, n_lesions: i
     ratios = rng.uniform(3.0, 8.0, len(diameters)) if diameters else np.zeros(0)
     for k, ratio in enumerate(ratios, start=1):
         relative[lesion_mask == k] = ratio
+    if max_soft_tissue_lesions > 0:
+        soft_rng = np.random.default_rng([phantom.seed, 31])
+        count = int(soft_rng.integers(0, max_soft_tissue_lesions + 1))
+        soft = np.isin(phantom.labels, (*SOFT_TISSUES, Tissue.LIVER)) & (lesion_mask == 0)
+        extra, extra_diameters = _spheres_in(soft, grid, soft_rng, count, first_label=len(diameters) + 1)
+        for k in range(len(diameters) + 1, len(diameters) + len(extra_diameters) + 1):
+            relative[extra == k] = SOFT_TISSUE_UPTAKE * soft_rng.uniform(*SOFT_TISSUE_LESION_RATIO)
+        lesion_mask = np.maximum(lesion_mask, extra)
+        diameters = diameters + extra_diameters
     concentration = block_mean(relative, factors) * BONE_CONCENTRATION_MBQ_PER_ML
     voxel_ml = float(np.prod(grid.spacing_mm)) * float(np.prod(factors)) / 1000.0
     function_lesions = block_mean(lesion_mask > 0, factors) >= 0.5
@@ -117,16 +143,23 @@ def _bone_lesions(
     phantom: ThoraxPhantom, rng: np.random.Generator, n_lesions: int | None
 ) -> tuple[np.ndarray, list[float]]:
     """Spherical lesions centred on random bone voxels, restricted to bone; labelled 1..n on the CT grid."""
-    grid = phantom.grid
     bone = np.isin(phantom.labels, (Tissue.CORTICAL_BONE, Tissue.MARROW))
-    candidates = np.flatnonzero(bone.ravel())
     n = int(rng.integers(2, 6)) if n_lesions is None else n_lesions
+    return _spheres_in(bone, phantom.grid, rng, n, first_label=1)
+
+
+def _spheres_in(
+    allowed: np.ndarray, grid: Grid, rng: np.random.Generator, n: int, *, first_label: int
+) -> tuple[np.ndarray, list[float]]:
+    """``n`` balls of 8-30 mm centred on random ``allowed`` voxels, clipped to them; labels from ``first_label``."""
+    bone = allowed
+    candidates = np.flatnonzero(bone.ravel())
     mask = np.zeros(grid.shape, dtype=np.uint8)
     diameters: list[float] = []
     if candidates.size == 0:
         return mask, diameters
     spacing = np.asarray(grid.spacing_mm)
-    for k in range(1, n + 1):
+    for k in range(first_label, first_label + n):
         centre = np.asarray(np.unravel_index(rng.choice(candidates), grid.shape))
         diameter = float(rng.uniform(8.0, 30.0))
         half = np.ceil(diameter / 2.0 / spacing).astype(int) + 1

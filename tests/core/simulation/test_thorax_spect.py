@@ -88,3 +88,33 @@ def test_function_grid_blocks_average_the_ct(phantom):
     hu = block_mean(phantom.hu, factors)
     assert hu.shape == phantom.function_grid.shape
     assert abs(hu.mean() - phantom.hu.mean()) < 5.0
+
+
+def test_soft_tissue_lesions_are_hot_outside_bone_and_leave_the_bone_lesions_alone():
+    from core.labels import Tissue
+    from core.simulation.tracers import SOFT_TISSUE_LESION_RATIO, SOFT_TISSUE_UPTAKE
+
+    phantom = make_thorax_phantom(Grid.centred((48, 96, 96), (9.0, 4.2, 4.2)), 6)
+
+    plain = bone_activity(phantom, np.random.default_rng(5), n_lesions=2)
+    # the soft-tissue stream is seeded by the phantom: try up to 3 lesions, the count is drawn in [0, 3]
+    extra = bone_activity(phantom, np.random.default_rng(5), n_lesions=2, max_soft_tissue_lesions=3)
+    n_bone = len(plain.lesion_diameters_mm)
+    assert extra.lesion_diameters_mm[:n_bone] == plain.lesion_diameters_mm
+    assert np.array_equal(np.where(extra.lesion_mask <= n_bone, extra.lesion_mask, 0), plain.lesion_mask)
+    added = extra.lesion_mask > n_bone
+    assert len(extra.lesion_diameters_mm) - n_bone == len(np.unique(extra.lesion_mask[added]))
+    assert added.any()  # phantom seed 6 draws two from its soft-tissue stream
+    if added.any():
+        assert not np.isin(phantom.labels[added], (Tissue.CORTICAL_BONE, Tissue.MARROW)).any()
+        # the CT does not show them: they sit in tissue whose HU is unchanged (no new label)
+        assert set(np.unique(phantom.labels[added])) <= {int(t) for t in (*_soft_tissues(), Tissue.LIVER)}
+        # at least 4x the soft-tissue uptake where they are (function grid, partial volume aside)
+        assert extra.activity_mbq.sum() > plain.activity_mbq.sum()
+    assert SOFT_TISSUE_LESION_RATIO[0] * SOFT_TISSUE_UPTAKE < 1.0  # hot against soft tissue, below bone lesions
+
+
+def _soft_tissues():
+    from core.simulation.tracers import SOFT_TISSUES
+
+    return SOFT_TISSUES
