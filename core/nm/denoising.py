@@ -14,7 +14,11 @@ Readings where the paper is silent:
   average: both acquisitions are reconstructed in activity units, so the standard and the fast
   image have the same expected average and the total counts (the sum over the volume) are kept;
   :func:`count_ratio` measures how well;
-* negative outputs are clipped to 0 (an NM image stores non-negative values).
+* negative outputs are clipped to 0 (an NM image stores non-negative values);
+* the total counts of the output are then set to those of the input
+  (:func:`preserve_total_counts`): denoising should move counts, not make or lose them, and the
+  trained network alone is biased by a few percent (measured: see the CHANGELOG and the model's
+  ``report/``); the network's own ratio is reported beside it.
 
 Nothing here imports the trainer or the application framework.
 """
@@ -150,6 +154,14 @@ def denoise_volume(
         if progress is not None:
             progress(stop, nz)
     return np.clip(out * np.float32(scale), 0.0, None)
+
+
+def preserve_total_counts(denoised: np.ndarray, fast: np.ndarray) -> np.ndarray:
+    """``denoised`` scaled so that its sum equals that of ``fast`` (unchanged when it sums to 0)."""
+    total = float(np.sum(denoised, dtype=np.float64))
+    if total <= 0:
+        return denoised
+    return (denoised * np.float32(float(np.sum(fast, dtype=np.float64)) / total)).astype(np.float32)
 
 
 def count_ratio(denoised: np.ndarray, fast: np.ndarray) -> float:

@@ -12,7 +12,8 @@ the air around the patient does not dominate them):
 * ``PSNR = 10 log10(MAX_gt^2 / MSE)``, ``MAX_gt`` the maximum of the standard SPECT;
 * SSIM (scikit-image, Gaussian window, k1 0.01, k2 0.03, ``L`` the range of the standard SPECT),
   :func:`core.metrics.ssim` in 3-D;
-* the count ratio output / input (total counts preserved);
+* the count ratio output / input (total counts preserved), and for the networks their own ratio
+  before the app's count-preserving rescale;
 * against the phantom's true activity on the SPECT grid too (the papers could not).
 
 NEMA IEC phantom (evaluation only; never trained on): for each sphere, the contrast-to-noise
@@ -39,7 +40,7 @@ from torch import nn
 from core.dicom.ct_reader import read_ct_volume
 from core.dicom.nm_writer import read_nm_volume
 from core.metrics import ssim
-from core.nm.denoising import count_ratio, ct_on_spect_grid, denoise_volume
+from core.nm.denoising import count_ratio, ct_on_spect_grid, denoise_volume, preserve_total_counts
 from core.resample import resample_to_grid
 from trainer.denoise.config import DenoiseConfig, config_from_dict
 from trainer.denoise.data import BoneCase, load_case
@@ -79,9 +80,20 @@ def gaussian_method(sigma: float) -> Method:
     return lambda fast, _ct: ndi.gaussian_filter(fast, sigma, mode="constant")
 
 
-def network_method(model: nn.Module, use_ct: bool) -> Method:
-    """The network through the app's own inference path."""
-    return lambda fast, ct: denoise_volume(model, fast, ct if use_ct else None, batch_size=16)
+class NetworkMethod:
+    """The network through the app's own path (inference, then total counts set to the input's).
+
+    ``network_count_ratios`` collects the network's own count ratio (before the rescale) per call.
+    """
+
+    def __init__(self, model: nn.Module, use_ct: bool) -> None:
+        self.model, self.use_ct = model, use_ct
+        self.network_count_ratios: list[float] = []
+
+    def __call__(self, fast: np.ndarray, ct: np.ndarray) -> np.ndarray:
+        raw = denoise_volume(self.model, fast, ct if self.use_ct else None, batch_size=16)
+        self.network_count_ratios.append(count_ratio(raw, fast))
+        return preserve_total_counts(raw, fast)
 
 
 def tune_gaussian(cases: list[BoneCase]) -> tuple[float, dict[str, float]]:
@@ -103,6 +115,8 @@ def evaluate_cases(cases: list[BoneCase], methods: dict[str, Method], truth: dic
             output = method(case.fast, case.ct_hu)
             row = {"case": case.name, "method": name, **image_metrics(output, case.standard, body)}
             row["count_ratio"] = count_ratio(output, case.fast)
+            if isinstance(method, NetworkMethod):
+                row["network_count_ratio"] = method.network_count_ratios[-1]
             if case.name in truth:
                 activity = truth[case.name]
                 scaled = output * (activity.sum() / case.fast.sum())
@@ -156,21 +170,33 @@ def nema_spheres(study: Path, methods: dict[str, Method]) -> dict:
         for sphere in spheres:
             sphere["detectable"] = sphere["cnr"] >= ROSE_CNR
         result["images"][name] = {"spheres": spheres, "detected": sum(s["detectable"] for s in spheres)}
+    reference = result["images"]["standard"]["spheres"]
+    for image in result["images"].values():
+        for sphere, ref in zip(image["spheres"], reference, strict=True):
+            sphere["suv_mean_vs_standard"] = sphere["suv_mean"] / ref["suv_mean"] - 1.0
+        image["finds_all_standard_spheres"] = all(
+            s["detectable"] for s, ref in zip(image["spheres"], reference, strict=True) if ref["detectable"]
+        )
+        image["suv_within_5_percent"] = all(
+            abs(s["suv_mean_vs_standard"]) <= 0.05
+            for s, ref in zip(image["spheres"], reference, strict=True)
+            if ref["detectable"] and s["detectable"]
+        )
     return result
 
 
 def markdown_table(summary: dict[str, dict[str, float]], sigma: float, nema: list[dict]) -> str:
     """The results as a Markdown table (seed 003's Table 1 layout plus our extra columns)."""
     lines = [
-        "| method | PSNR (dB) | SSIM | PSNR vs truth | SSIM vs truth | counts out/in |",
-        "|---|---|---|---|---|---|",
+        "| method | PSNR (dB) | SSIM | PSNR vs truth | SSIM vs truth | counts out/in | network alone |",
+        "|---|---|---|---|---|---|---|",
     ]
     for method, s in summary.items():
         label = f"{method} (sigma {sigma:g} voxels)" if method == "gaussian" else method
         lines.append(
             f"| {label} | {s['psnr_mean']:.2f} ± {s['psnr_sd']:.2f} | {s['ssim_mean']:.4f} ± {s['ssim_sd']:.4f} | "
             f"{s.get('psnr_truth_mean', float('nan')):.2f} | {s.get('ssim_truth_mean', float('nan')):.4f} | "
-            f"{s['count_ratio_mean']:.4f} |"
+            f"{s['count_ratio_mean']:.4f} | {s.get('network_count_ratio_mean', float('nan')):.4f} |"
         )
     for study in nema:
         lines += ["", f"NEMA IEC phantom {study['study']}: CNR per sphere (detectable at >= {ROSE_CNR:g})", ""]
@@ -182,7 +208,10 @@ def markdown_table(summary: dict[str, dict[str, float]], sigma: float, nema: lis
         lines += ["", "| image | " + " | ".join(f"SUVmean {d:g} mm" for d in study["diameters_mm"]) + " |"]
         lines.append("|---" * (len(study["diameters_mm"]) + 1) + "|")
         for name, image in study["images"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{s['suv_mean']:.2f}" for s in image["spheres"]) + " |")
+            cells = " | ".join(
+                f"{s['suv_mean']:.2f} ({100 * s['suv_mean_vs_standard']:+.1f} %)" for s in image["spheres"]
+            )
+            lines.append(f"| {name} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
@@ -209,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     methods: dict[str, Method] = {"fast (1/7 time)": lambda fast, _ct: fast, "gaussian": gaussian_method(sigma)}
     if args.ablation:
         ablation_config, ablation = _run_model(args.ablation)
-        methods["u2net without CT"] = network_method(ablation, ablation_config.model.use_ct)
-    methods["u2net with CT"] = network_method(model, config.model.use_ct)
+        methods["u2net without CT"] = NetworkMethod(ablation, ablation_config.model.use_ct)
+    methods["u2net with CT"] = NetworkMethod(model, config.model.use_ct)
     truth = {}
     for case in test_cases:
         study = config.data.studies / case.name / "ground_truth" / "truth.npz"

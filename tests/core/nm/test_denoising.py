@@ -262,3 +262,18 @@ def test_spect_voxels_outside_the_ct_are_air():
     assert inside.sum() == 2 * 4 * 4 and (inside | outside).all()
     np.testing.assert_allclose(out[inside], 40.0, atol=HU_ATOL)
     np.testing.assert_array_equal(out[outside], -1000.0)
+
+
+def test_preserve_total_counts_rescales_to_the_input_total_and_keeps_the_shape_of_the_image() -> None:
+    from core.nm.denoising import preserve_total_counts
+
+    rng = np.random.default_rng(3)
+    fast = rng.poisson(5.0, (4, 16, 16)).astype(np.float32)
+    biased = 1.03 * rng.uniform(0.0, 10.0, fast.shape).astype(np.float32)
+    out = preserve_total_counts(biased, fast)
+    assert float(out.sum()) == pytest.approx(float(fast.sum()), rel=1e-5)
+    # a single global factor: every voxel's ratio to the input image is the same
+    ratio = out[biased > 0] / biased[biased > 0]
+    assert np.ptp(ratio) < 1e-5
+    zeros = np.zeros_like(fast)
+    assert preserve_total_counts(zeros, fast) is zeros
