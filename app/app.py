@@ -21,6 +21,7 @@ from operators import (
     NmVolumeOperator,
     RunRecordOperator,
     SeriesSelectionOperator,
+    SpectDenoisingOperator,
 )
 
 APP_NAME = "perfusion-map"
@@ -91,6 +92,15 @@ class PerfusionMapApp(Application):
             series_numbers=settings.config.functional_series_numbers,
             name="functional_writers",
         )
+        denoising = SpectDenoisingOperator(
+            self,
+            model_dir=settings.config.denoising_model_dir,
+            output_dir=settings.work_dir,
+            app_version=__version__,
+            timings=timings,
+            series_numbers=settings.config.denoising_series_numbers,
+            name="spect_denoising",
+        )
         run_record = RunRecordOperator(
             self,
             record_path=settings.work_dir / settings.config.run_record_name,
@@ -126,6 +136,16 @@ class PerfusionMapApp(Application):
         self.add_flow(
             lung_seg_writer, functional_writers, {(lung_seg_writer.OUTPUT_FILES, functional_writers.INPUT_FILES)}
         )
+        self.add_flow(selection, denoising, {(selection.OUTPUT_NM_SERIES, denoising.INPUT_NM_SERIES)})
         self.add_flow(
-            functional_writers, run_record, {(functional_writers.OUTPUT_FILES, run_record.INPUT_OUTPUT_FILES)}
+            nm_volumes,
+            denoising,
+            {
+                (nm_volumes.OUTPUT_VOLUMES, denoising.INPUT_NM_VOLUMES),
+                (nm_volumes.OUTPUT_FRAMES_OF_REFERENCE, denoising.INPUT_NM_FRAMES),
+            },
         )
+        self.add_flow(ct_volume, denoising, {(ct_volume.OUTPUT_CT_VOLUME, denoising.INPUT_CT)})
+        self.add_flow(functional_writers, denoising, {(functional_writers.OUTPUT_FILES, denoising.INPUT_FILES)})
+        self.add_flow(denoising, run_record, {(denoising.OUTPUT_FILES, run_record.INPUT_OUTPUT_FILES)})
+        self.add_flow(denoising, run_record, {(denoising.OUTPUT_SUMMARY, run_record.INPUT_DENOISING)})

@@ -14,9 +14,11 @@ from pathlib import Path
 from pydicom.uid import CTImageStorage, NuclearMedicineImageStorage
 
 from core.lung.functional_outputs import FunctionalSeriesNumbers
+from core.nm.denoising_outputs import DenoisingSeriesNumbers
 from core.series_selection import CtRule, NmRule, SelectionRules, TracerRule
 
 DEFAULT_FUNCTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "ddran_lung"
+DEFAULT_DENOISING_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "u2net_spect_bone"
 """The shipped DDRAN (perfusion and ventilation from CT), made by ``make weights``."""
 
 CHEST_CT_RULE = CtRule(
@@ -40,11 +42,23 @@ VENTILATION = TracerRule(
     radiopharmaceutical_pattern=r"technegas|carbon|\bDTPA\b|pentetate|aerosol",
     description_pattern=r"vent",
 )
+BONE_PHARMACEUTICALS = r"\b(H?MDP|HDP)\b|medronate|oxidronate"
+"""MDP is medronate (SCT 96390006), HDP/HMDP is oxidronate (SCT 53951001)."""
+FAST_BONE_MAX_TIME_PER_VIEW_S = 8.0
+"""Bone SPECT at most this many seconds per view is a fast acquisition to denoise (seed 003: 3 s
+against the standard 20 s; the model was trained on 3 s)."""
+
+BONE_FAST = TracerRule(
+    tracer="bone_fast",
+    radiopharmaceutical_pattern=BONE_PHARMACEUTICALS,
+    description_pattern=r"bone|skelet",
+    max_time_per_view_s=FAST_BONE_MAX_TIME_PER_VIEW_S,
+)
 BONE = TracerRule(
     tracer="bone",
-    # MDP is medronate (SCT 96390006), HDP/HMDP is oxidronate (SCT 53951001).
-    radiopharmaceutical_pattern=r"\b(H?MDP|HDP)\b|medronate|oxidronate",
+    radiopharmaceutical_pattern=BONE_PHARMACEUTICALS,
     description_pattern=r"bone|skelet",
+    min_exclusive_time_per_view_s=FAST_BONE_MAX_TIME_PER_VIEW_S,
 )
 
 LUNG_AND_BONE_SPECT_RULE = NmRule(
@@ -53,7 +67,7 @@ LUNG_AND_BONE_SPECT_RULE = NmRule(
     required_image_type="RECON TOMO",
     excluded_image_types=("TRANSMISSION",),
     max_tilt_deg=5.0,
-    tracers=(PERFUSION, VENTILATION, BONE),
+    tracers=(PERFUSION, VENTILATION, BONE, BONE_FAST),
 )
 """Reconstructed SPECT (NM RECON TOMO, emission) of a known tracer, in one multi-frame instance."""
 
@@ -76,6 +90,10 @@ class AppConfig:
         Folder of the perfusion/ventilation model (``model.ts`` and ``metadata.json``).
     functional_series_numbers
         SeriesNumber of each functional output series (SEG, maps, key images, RTSTRUCT, SR, PDF).
+    denoising_model_dir
+        Folder of the fast bone SPECT denoising model (``model.ts`` and ``metadata.json``).
+    denoising_series_numbers
+        SeriesNumber of the denoised NM series and of its comparison picture.
     """
 
     selection: SelectionRules = field(
@@ -86,6 +104,8 @@ class AppConfig:
     lung_seg_series_number: int = 900
     function_model_dir: Path = field(default_factory=lambda: DEFAULT_FUNCTION_MODEL_DIR)
     functional_series_numbers: FunctionalSeriesNumbers = field(default_factory=FunctionalSeriesNumbers)
+    denoising_model_dir: Path = field(default_factory=lambda: DEFAULT_DENOISING_MODEL_DIR)
+    denoising_series_numbers: DenoisingSeriesNumbers = field(default_factory=DenoisingSeriesNumbers)
 
 
 @dataclass(frozen=True)

@@ -315,6 +315,8 @@ class RunFacts:
     outputs: Sequence[OutputFile] = ()
     functional: Mapping[str, object] | None = None
     """Synthetic perfusion/ventilation: model and regional table (see operators.functional_synthesis_operator)."""
+    denoising: Mapping[str, object] | None = None
+    """Fast bone SPECT denoising: model, count ratio (see core.nm.denoising_outputs.DenoisingResult.summary)."""
 
 
 def build_run_record(facts: RunFacts) -> dict[str, object]:
@@ -347,6 +349,7 @@ def build_run_record(facts: RunFacts) -> dict[str, object]:
         "lung_segmentation": None if facts.lung_segmentation is None else facts.lung_segmentation.as_dict(),
         "lung_crops": {crop.lung: crop.as_dict() for crop in facts.lung_crops},
         "functional": None if facts.functional is None else dict(facts.functional),
+        "denoising": None if facts.denoising is None else dict(facts.denoising),
         "outputs": [output.as_dict() for output in facts.outputs],
         "warnings": list(facts.warnings),
     }

@@ -18,6 +18,7 @@ from operators.nm_volume_operator import NmVolumeOperator  # noqa: E402
 from operators.run_record_operator import RunRecordOperator  # noqa: E402
 from operators.seg_writer_operator import LungSegWriterOperator  # noqa: E402
 from operators.series_selection_operator import SeriesSelectionOperator  # noqa: E402
+from operators.spect_denoising_operator import SpectDenoisingOperator  # noqa: E402
 
 __all__ = [
     "CtEnhancementOperator",
@@ -30,4 +31,5 @@ __all__ = [
     "NmVolumeOperator",
     "RunRecordOperator",
     "SeriesSelectionOperator",
+    "SpectDenoisingOperator",
 ]

@@ -60,7 +60,7 @@ class NmVolumeOperator(Operator):
             raise TypeError(f"{self.INPUT_SERIES} must be a list of StudySelectedSeries, got {type(selected).__name__}")
         with self._timings.measure(self.name):
             files = {
-                chosen.selection_name: _source_file(chosen.series.get_sop_instances())
+                chosen.selection_name: source_file(chosen.series.get_sop_instances())
                 for study in selected
                 for chosen in study.selected_series
             }
@@ -73,7 +73,7 @@ class NmVolumeOperator(Operator):
         op_output.emit(frames, self.OUTPUT_FRAMES_OF_REFERENCE)
 
 
-def _source_file(instances: list[Any]) -> Path:
+def source_file(instances: list[Any]) -> Path:
     """The one file a tomographic NM series is stored in."""
     if len(instances) != 1:
         raise InputDataError(f"a SPECT volume must be one multi-frame instance, got {len(instances)} instances")

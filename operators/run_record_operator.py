@@ -41,6 +41,7 @@ class RunRecordOperator(Operator):
     ``INPUT_ENHANCED_LUNGS``: ``dict[LungLabel, EnhancedLung]`` (their crop geometry is recorded).
     ``INPUT_OUTPUT_FILES``: ``list[core.run_record.OutputFile]`` from the DICOM writers.
     ``INPUT_FUNCTIONAL``: the functional synthesis summary (dict), or ``None`` without lungs.
+    ``INPUT_DENOISING``: the SPECT denoising summary (dict), or ``None`` without a fast bone SPECT.
     """
 
     INPUT_SELECTION = "selection"
@@ -50,6 +51,7 @@ class RunRecordOperator(Operator):
     INPUT_ENHANCED_LUNGS = "enhanced_lungs"
     INPUT_OUTPUT_FILES = "output_files"
     INPUT_FUNCTIONAL = "functional_summary"
+    INPUT_DENOISING = "denoising_summary"
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class RunRecordOperator(Operator):
             self.INPUT_ENHANCED_LUNGS,
             self.INPUT_OUTPUT_FILES,
             self.INPUT_FUNCTIONAL,
+            self.INPUT_DENOISING,
         ):
             spec.input(name)
 
@@ -104,6 +107,7 @@ class RunRecordOperator(Operator):
         enhanced_lungs = _receive(op_input, self.INPUT_ENHANCED_LUNGS, dict)
         outputs = _receive(op_input, self.INPUT_OUTPUT_FILES, list)
         functional = _receive(op_input, self.INPUT_FUNCTIONAL, dict, optional=True)
+        denoising = _receive(op_input, self.INPUT_DENOISING, dict, optional=True)
         if not all(isinstance(output, OutputFile) for output in outputs):
             raise TypeError(f"{self.INPUT_OUTPUT_FILES} must be a list of OutputFile")
         volumes = [_ct_summary(ct_image, selection)] if ct_image is not None else []
@@ -125,6 +129,7 @@ class RunRecordOperator(Operator):
                 lung_crops=[LungCropSummary.from_crop(label, lung.crop) for label, lung in enhanced_lungs.items()],
                 outputs=outputs,
                 functional=functional,
+                denoising=denoising,
             )
         )
         write_run_record(record, self._record_path)

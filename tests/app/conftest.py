@@ -23,6 +23,7 @@ DEFAULT_STACK_LIMIT_BYTES = 8 * 1024 * 1024
 """The usual Linux default soft stack limit, below the 32 MiB that Holoscan asks for."""
 SYNTHETIC_STUDY_SEED = 4242
 SAMPLE_STUDY = REPO_ROOT / "dicom_samples" / "thorax_small"
+BONE_STUDY = REPO_ROOT / "dicom_samples" / "bone_small"
 
 AppRunner = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -92,6 +93,13 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Com
     """The app run once per test session on the bundled sample study (the README's demo): (process, output)."""
     output = tmp_path_factory.mktemp("sample_run") / "out"
     return run_app_process("-i", SAMPLE_STUDY / "dicom", "-o", output), output
+
+
+@pytest.fixture(scope="session")
+def bone_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The app run once per test session on the bundled bone SPECT/CT sample: (process, output)."""
+    output = tmp_path_factory.mktemp("bone_run") / "out"
+    return run_app_process("-i", BONE_STUDY / "dicom", "-o", output), output
 
 
 @pytest.fixture(scope="session")
