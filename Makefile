@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SAMPLE ?= dicom_samples/thorax_small/dicom
 OUT ?= output/demo
 
-.PHONY: setup demo test lint bench weights clean
+.PHONY: setup demo test lint bench weights weights-denoise clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,10 +32,15 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_generate_clinical.py
 	$(PY) bench/bench_ct_ventilation_calibration.py
+	$(PY) bench/bench_spect_denoising.py
 
 # Reproduce models/ddran_lung from phantoms on this CPU (about 55 minutes; COMPARE=1 adds the ARNN comparison)
 weights: $(STAMP)
 	PY=$(PY) bash scripts/reproduce_weights.sh
+
+# Reproduce models/u2net_spect_bone (SPECT denoising, seed 003) from phantoms on this CPU (about 65 minutes)
+weights-denoise: $(STAMP)
+	PY=$(PY) bash scripts/reproduce_denoise_weights.sh
 
 clean:
 	rm -rf output .pytest_cache .mypy_cache .ruff_cache
