@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from core.geometry import Grid
 from core.lung import enhancement
 from core.lung.enhancement import LungCrop
 from core.lung.quantification import LUNG_NAMES
+from core.model_files import load_torchscript, read_model_metadata
 from core.nm import standardisation
 
 logger = logging.getLogger(__name__)
@@ -94,24 +94,11 @@ class FunctionModel:
 
     def __init__(self, folder: Path, outputs: tuple[str, ...] = ("perfusion", "ventilation")) -> None:
         folder = Path(folder)
-        for name in ("model.ts", "metadata.json"):
-            if not (folder / name).is_file():
-                raise ModelContractError(
-                    f"{folder / name} is missing; the app ships models/ddran_lung, or pass --model"
-                )
-        try:
-            self.metadata: dict[str, Any] = json.loads((folder / "metadata.json").read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ModelContractError(f"{folder / 'metadata.json'} is unreadable ({err}); re-export the model") from err
+        self.metadata: dict[str, Any] = read_model_metadata(folder, "the app ships models/ddran_lung, or pass --model")
         check_contract(self.metadata, outputs)
         self.output_names = tuple(o["name"] for o in self.metadata["outputs"])
         self.outputs = outputs
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript loading too
-            try:
-                self.module = torch.jit.load(str(folder / "model.ts"), map_location="cpu").eval()
-            except RuntimeError as err:
-                raise ModelContractError(f"{folder / 'model.ts'} is not a TorchScript model ({err})") from err
+        self.module = load_torchscript(folder / "model.ts")
         self.folder = folder
 
     @torch.no_grad()

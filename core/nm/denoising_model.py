@@ -8,17 +8,15 @@ be, and the acquisition it was trained for; a mismatch with this code raises
 
 from __future__ import annotations
 
-import json
 import logging
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from core.errors import ModelContractError
+from core.model_files import load_torchscript, read_model_metadata
 from core.nm.denoising import SIZE_MULTIPLE, denoise_volume
 
 logger = logging.getLogger(__name__)
@@ -68,23 +66,12 @@ class DenoisingModel:
 
     def __init__(self, folder: Path) -> None:
         folder = Path(folder)
-        for name in ("model.ts", "metadata.json"):
-            if not (folder / name).is_file():
-                raise ModelContractError(
-                    f"{folder / name} is missing; the app ships models/u2net_spect_bone, or set the denoising model"
-                )
-        try:
-            self.metadata: dict[str, Any] = json.loads((folder / "metadata.json").read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ModelContractError(f"{folder / 'metadata.json'} is unreadable ({err}); re-export the model") from err
+        self.metadata: dict[str, Any] = read_model_metadata(
+            folder, "the app ships models/u2net_spect_bone, or set the denoising model"
+        )
         check_denoising_contract(self.metadata)
         self.uses_ct: bool = self.metadata["input"]["uses_ct"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript loading
-            try:
-                self.module = torch.jit.load(str(folder / "model.ts"), map_location="cpu").eval()
-            except RuntimeError as err:
-                raise ModelContractError(f"{folder / 'model.ts'} is not a TorchScript model ({err})") from err
+        self.module = load_torchscript(folder / "model.ts")
         self.folder = folder
 
     @property
