@@ -20,7 +20,7 @@ from pydicom.uid import NuclearMedicineImageStorage, SecondaryCaptureImageStorag
 from app.__main__ import EXIT_OK
 from core.dicom.nm_writer import read_nm_volume
 from core.nm.denoising_outputs import COMPARISON_NAME, DERIVED_NM_NAME
-from tests.app.conftest import BONE_STUDY
+from tests.app.conftest import BONE_STUDY, run_app_process
 from tests.dciodvfy import dciodvfy_errors
 
 Run = tuple[subprocess.CompletedProcess[str], Path]
@@ -97,3 +97,18 @@ def test_the_fast_and_the_standard_acquisition_take_their_own_roles(bone_run: Ru
     assert {"ct", "bone", "bone_fast"} <= set(chosen)
     fast = pydicom.dcmread(FAST, stop_before_pixels=True)
     assert chosen["bone_fast"]["series_instance_uid"] == fast.SeriesInstanceUID
+
+
+def test_a_fast_spect_in_another_frame_than_the_ct_is_not_denoised(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    for path in sorted((BONE_STUDY / "dicom").glob("CT_*.dcm")):
+        (study / path.name).symlink_to(path)
+    moved = pydicom.dcmread(FAST)
+    moved.FrameOfReferenceUID = pydicom.uid.generate_uid()
+    moved.save_as(study / FAST.name)
+    process = run_app_process("-i", study, "-o", tmp_path / "out")
+    assert process.returncode == EXIT_OK, process.stderr[-3000:]
+    record = json.loads((tmp_path / "out" / "run_record.json").read_text())
+    assert "another Frame of Reference" in record["denoising"]["not_denoised"]
+    assert not (tmp_path / "out" / DERIVED_NM_NAME).exists()
