@@ -25,13 +25,7 @@ SELF_ATOL = 1e-5
 FLOAT64_ATOL = 1e-9
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run on one thread: intra-op threads only contend on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reference_ssim(p: np.ndarray, s: np.ndarray) -> np.ndarray:

@@ -24,16 +24,11 @@ SCRIPT_ATOL = 1e-5
 SMALL: dict[str, Any] = {"mid_channels": (4,) * 6, "out_channels": (8,) * 6, "decoder_mid_channels": (4,) * 5}
 N_OUTPUTS = 7  # fused + side1..side6
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small forward passes run on one thread: intra-op threads only contend on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 def parameter_count(module: nn.Module) -> int:
