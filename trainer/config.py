@@ -93,16 +93,20 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
-def _section(cls: type, values: dict[str, Any], name: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    unknown = set(values) - set(known)
+def config_section(cls: type, values: dict[str, Any], name: str, base: Path | None = None) -> Any:
+    """The dataclass ``cls`` from the TOML table ``[name]``: lists become tuples, Path fields Paths.
+
+    With ``base``, relative Path fields are taken relative to it (the configuration file's folder).
+    """
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown keys in [{name}]: {sorted(unknown)}; expected some of {sorted(known)}")
     converted = {}
     for key, value in values.items():
         default = getattr(cls(), key)
         if isinstance(default, Path):
-            value = Path(value)
+            value = Path(value) if base is None else (base / value).resolve()
         elif isinstance(default, tuple):
             value = tuple(value)
         converted[key] = value
@@ -115,9 +119,11 @@ def load_config(path: Path) -> TrainConfig:
     unknown = set(raw) - {"data", "model", "optim"}
     if unknown:
         raise ValueError(f"unknown sections in {path}: {sorted(unknown)}; expected [data], [model], [optim]")
-    data = _section(DataConfig, raw.get("data", {}), "data")
+    data = config_section(DataConfig, raw.get("data", {}), "data")
     if not data.samples.is_absolute():
         data = DataConfig(**{**data.__dict__, "samples": (Path(path).parent / data.samples).resolve()})
     return TrainConfig(
-        data, _section(ModelConfig, raw.get("model", {}), "model"), _section(OptimConfig, raw.get("optim", {}), "optim")
+        data,
+        config_section(ModelConfig, raw.get("model", {}), "model"),
+        config_section(OptimConfig, raw.get("optim", {}), "optim"),
     )

@@ -18,9 +18,11 @@ Example (``trainer/configs/u2net_spect_cpu.toml``)::
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from trainer.config import config_section
 
 
 @dataclass(frozen=True)
@@ -90,21 +92,6 @@ class DenoiseConfig:
     optim: DenoiseOptimConfig = field(default_factory=DenoiseOptimConfig)
 
 
-def _section(cls: type, values: dict[str, Any], name: str, base: Path) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"[{name}] has unknown keys {unknown}; known: {sorted(known)}")
-    converted: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, list):
-            value = tuple(value)
-        if known[key].type in ("Path", Path):
-            value = (base / value).resolve()
-        converted[key] = value
-    return cls(**converted)
-
-
 def load_denoise_config(path: Path) -> DenoiseConfig:
     """Read a TOML file; relative data paths are relative to the file's folder."""
     path = Path(path)
@@ -114,11 +101,11 @@ def load_denoise_config(path: Path) -> DenoiseConfig:
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ValueError(f"{path}: unknown sections {unknown}; known: {sorted(sections)}")
-    return DenoiseConfig(**{k: _section(cls, raw.get(k, {}), k, path.parent) for k, cls in sections.items()})
+    return DenoiseConfig(**{k: config_section(cls, raw.get(k, {}), k, path.parent) for k, cls in sections.items()})
 
 
 def config_from_dict(values: dict[str, Any]) -> DenoiseConfig:
     """The inverse of ``dataclasses.asdict`` (a run's ``config.json``); paths stay as written."""
     sections = {"data": DenoiseDataConfig, "model": DenoiseModelConfig, "loss": DenoiseLossConfig}
     sections["optim"] = DenoiseOptimConfig
-    return DenoiseConfig(**{k: _section(cls, values.get(k, {}), k, Path("/")) for k, cls in sections.items()})
+    return DenoiseConfig(**{k: config_section(cls, values.get(k, {}), k, Path("/")) for k, cls in sections.items()})
