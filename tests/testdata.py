@@ -8,3 +8,4 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
 REAL_CT_DIR = TESTDATA / "dcmqi_ct_seg"
+OSIPI_DSC_CSV = TESTDATA / "osipi_dsc" / "dsc_data.csv"

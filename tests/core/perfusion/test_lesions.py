@@ -1,0 +1,65 @@
+"""Core (relative CBF < 30 %) and hypoperfusion (Tmax > 6 s) from perfusion maps."""
+
+import numpy as np
+import pytest
+
+from core.errors import InputDataError
+from core.perfusion.lesions import StrokeLesions, cleaned, stroke_lesions, without_small_islands
+
+
+def _maps():
+    cbf = np.full((4, 10, 10), 50.0)
+    tmax = np.full((4, 10, 10), 2.0)
+    tissue = np.ones((4, 10, 10), dtype=bool)
+    tmax[:, :, 5:] = 8.0  # hypoperfused half: 200 voxels
+    cbf[:, :3, 5:] = 10.0  # 60 voxels below 30 % of the normal 50
+    cbf[:, :3, :2] = 10.0  # low flow but normal Tmax: not core
+    return cbf, tmax, tissue
+
+
+def test_core_and_hypoperfusion_voxels_and_volumes():
+    cbf, tmax, tissue = _maps()
+    lesions = stroke_lesions(cbf, tmax, tissue)
+    assert lesions.hypoperfusion.sum() == 200
+    assert lesions.core.sum() == 60
+    # normal tissue: 200 voxels, 24 of them at CBF 10, the rest at 50
+    assert lesions.reference_cbf_ml_100g_min == pytest.approx((176 * 50 + 24 * 10) / 200)
+    volumes = lesions.volumes_ml(0.5)
+    assert volumes == pytest.approx(
+        {"core_ml": 30.0, "hypoperfusion_ml": 100.0, "mismatch_ml": 70.0, "mismatch_ratio": 100 / 30}
+    )
+
+
+def test_voxels_outside_the_tissue_mask_are_never_lesions():
+    cbf, tmax, tissue = _maps()
+    tissue[:, :, 8:] = False
+    lesions = stroke_lesions(cbf, tmax, tissue)
+    assert not lesions.core[:, :, 8:].any() and not lesions.hypoperfusion[:, :, 8:].any()
+
+
+def test_no_core_gives_an_infinite_mismatch_ratio():
+    cbf, tmax, tissue = _maps()
+    lesions = stroke_lesions(np.full_like(cbf, 50.0), tmax, tissue)
+    assert lesions.volumes_ml(1.0)["mismatch_ratio"] == float("inf")
+
+
+def test_no_normal_tissue_and_shape_mismatch_are_refused():
+    cbf, tmax, tissue = _maps()
+    with pytest.raises(InputDataError, match="no normal CBF"):
+        stroke_lesions(cbf, np.full_like(tmax, 9.0), tissue)
+    with pytest.raises(InputDataError, match="shape"):
+        stroke_lesions(cbf[:2], tmax, tissue)
+
+
+def test_islands_below_the_volume_are_removed_and_the_core_stays_inside():
+    mask = np.zeros((3, 10, 10), dtype=bool)
+    mask[:, :4, :4] = True  # 48 voxels
+    mask[1, 8, 8] = True  # 1 voxel
+    kept = without_small_islands(mask, voxel_volume_ml=0.1, min_ml=0.5)
+    assert kept.sum() == 48 and not kept[1, 8, 8]
+    assert without_small_islands(mask, 0.1, 0.0).sum() == 49
+    core = np.zeros_like(mask)
+    core[1, 8, 8] = core[1, 0, 0] = True
+    lesions = cleaned(StrokeLesions(core, mask, 40.0), voxel_volume_ml=0.1, min_ml=0.05)
+    assert lesions.core.sum() == 2 and lesions.hypoperfusion.sum() == 49
+    assert cleaned(StrokeLesions(core, kept, 40.0), 0.1, 0.05).core.sum() == 1
