@@ -36,3 +36,16 @@ class Tissue(IntEnum):
     TUMOUR = 19
     OESOPHAGUS = 20
     CARTILAGE = 21
+
+
+class BrainTissue(IntEnum):
+    """Tissue classes of the digital head phantom of CT perfusion (uint8 label map)."""
+
+    OUTSIDE_AIR = 0
+    SCALP = 1
+    SKULL = 2
+    CSF = 3
+    GREY_MATTER = 4
+    WHITE_MATTER = 5
+    ARTERY = 6
+    VENOUS_SINUS = 7

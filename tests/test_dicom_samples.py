@@ -1,17 +1,22 @@
 """The bundled sample study: valid DICOM (dciodvfy 0 errors), one study and Frame of Reference, small."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 
+from core.dicom.ctp_reader import is_dynamic_series, read_ctp_series
 from core.dicom.nm_writer import read_nm_volume
+from core.labels import BrainTissue
 from tests.dciodvfy import dciodvfy_errors
 
 SAMPLES = Path(__file__).resolve().parents[1] / "dicom_samples"
 STUDY = SAMPLES / "thorax_small"
 BONE = SAMPLES / "bone_small"
+CTP = SAMPLES / "ctp_small"
+CTP_MAX_BYTES = 12 * 1024 * 1024
 
 
 def test_every_sample_file_passes_dciodvfy():
@@ -57,3 +62,29 @@ def test_sample_ground_truth_matches_the_images():
     assert perfusion.shape == truth["activity_perfusion"].shape
     lungs = truth["activity_perfusion"] > np.percentile(truth["activity_perfusion"], 90)
     assert perfusion[lungs].mean() > 5 * perfusion[~lungs].mean()
+
+
+def test_ctp_sample_is_one_small_dynamic_ct_series():
+    paths = sorted((CTP / "dicom").glob("CTP_*.dcm"))
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+    assert {ds.Modality for ds in headers} == {"CT"}
+    assert len({ds.SeriesInstanceUID for ds in headers}) == 1
+    assert len({ds.FrameOfReferenceUID for ds in headers}) == 1
+    assert is_dynamic_series(headers, min_time_points=40)
+    assert sum(f.stat().st_size for f in CTP.rglob("*") if f.is_file()) < CTP_MAX_BYTES
+
+
+def test_ctp_sample_ground_truth_matches_the_images():
+    record = json.loads((CTP / "ground_truth" / "truth.json").read_text())
+    truth = np.load(CTP / "ground_truth" / "truth.npz")
+    hu, times_s, grid = read_ctp_series(sorted((CTP / "dicom").glob("CTP_*.dcm")))
+    assert hu.shape == (len(truth["times_s"]), *truth["tmax_s"].shape)
+    np.testing.assert_allclose(times_s, truth["times_s"], atol=1e-6)
+    volumes = record["volumes_ml"]
+    assert volumes["core_ml"] == pytest.approx(truth["core_mask"].sum() * grid.voxel_volume_ml)
+    assert volumes["hypoperfusion_ml"] == pytest.approx(truth["hypoperfusion_mask"].sum() * grid.voxel_volume_ml)
+    assert 0 < volumes["core_ml"] < volumes["hypoperfusion_ml"]
+    # arteries enhance by hundreds of HU, the parenchyma by tens
+    enhancement = hu.max(axis=0) - hu[:3].mean(axis=0)
+    assert np.median(enhancement[truth["labels"] == BrainTissue.ARTERY]) > 250.0
+    assert np.median(enhancement[truth["tissue_mask"]]) < 60.0

@@ -6,6 +6,8 @@ study
     :class:`~core.dicom.study.PatientStudy` and :func:`~core.dicom.study.synthetic_patient_study`.
 ct_writer, ct_reader
     Axial CT Image Storage series (one file per slice) from/to a HU volume on a :class:`core.geometry.Grid`.
+ctp_writer, ctp_reader
+    4D CT perfusion: one CT series of single-frame images per slice and time point, from/to ``(T, z, y, x)`` HU.
 nm_writer
     Reconstructed SPECT as one multi-frame NM Image Storage object, and :func:`~core.dicom.nm_writer.read_nm_volume`.
 radiopharmaceuticals

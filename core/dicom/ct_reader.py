@@ -40,7 +40,7 @@ def _sorted_slices(paths: Sequence[Path]) -> list[Dataset]:
     return sorted(datasets, key=lambda ds: float(ds.ImagePositionPatient[2]))
 
 
-def _grid_of(slices: Sequence[Dataset]) -> Grid:
+def grid_of_slices(slices: Sequence[Dataset]) -> Grid:
     """The regular grid spanned by sorted axial slices; raises if they are not on one."""
     positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in slices])
     sizes = {(int(ds.Rows), int(ds.Columns)) for ds in slices}
@@ -84,7 +84,7 @@ def read_ct_volume(paths: Sequence[Path]) -> tuple[np.ndarray, Grid]:
         If the files are not one axial series on a regular grid.
     """
     slices = _sorted_slices(paths)
-    grid = _grid_of(slices)
+    grid = grid_of_slices(slices)
     hu = np.empty(grid.shape, dtype=np.float32)
     for k, ds in enumerate(slices):
         hu[k] = apply_rescale(ds.pixel_array, ds)

@@ -100,7 +100,7 @@ def _check_inputs(hu: np.ndarray, grid: Grid, out_dir: Path) -> None:
         )
 
 
-def _ct_template(
+def ct_template(
     grid: Grid,
     study: PatientStudy,
     *,
@@ -203,7 +203,7 @@ def write_ct_series(
     out_dir = Path(out_dir)
     _check_inputs(hu, grid, out_dir)
     stored = hu_to_stored(hu)
-    template = _ct_template(
+    template = ct_template(
         grid,
         study,
         frame_of_reference_uid=frame_of_reference_uid,

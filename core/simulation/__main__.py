@@ -1,5 +1,8 @@
 """Generate phantom studies: ``python -m core.simulation --out DIR --cases N [--preset P] [--kind K]``.
 
+Kinds ``lung``, ``bone`` and ``nema`` take the thorax presets (default ``training``); kind ``ctp``
+(brain CT perfusion) takes the CTP presets ``sample`` and ``bench`` (default ``sample``).
+
 Each case goes to ``DIR/case_<seed>/`` (DICOM in ``dicom/``, ground truth in ``ground_truth/``);
 existing cases are skipped, so an interrupted run can simply be started again.
 """
@@ -14,7 +17,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from core.simulation.ctp_params import CTP_PRESETS
+from core.simulation.ctp_study import CTP_KIND, generate_ctp_study
 from core.simulation.study import PRESETS, STUDY_KINDS, generate_study
+
+DEFAULT_PRESETS = {CTP_KIND: "sample"}
+"""Default preset per kind; the others default to ``training``."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,12 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder receiving one sub-folder per case")
     parser.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
     parser.add_argument("--first-seed", type=int, default=0, help="seed of the first case (default 0)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="training", help="CT size (default training)")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(set(PRESETS) | set(CTP_PRESETS)),
+        default=None,
+        help="CT size (default training; sample for ctp)",
+    )
     parser.add_argument(
         "--kind",
-        choices=STUDY_KINDS,
+        choices=(*STUDY_KINDS, CTP_KIND),
         default="lung",
-        help="lung: CT+Q+V SPECT; bone: CT+MDP SPECT; nema: NEMA IEC phantom",
+        help="lung: CT+Q+V SPECT; bone: CT+MDP SPECT; nema: NEMA IEC phantom; ctp: brain CT perfusion",
     )
     parser.add_argument(
         "--soft-tissue-lesions",
@@ -39,14 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.cases < 1:
         parser.error("--cases must be at least 1")
+    preset = args.preset or DEFAULT_PRESETS.get(args.kind, "training")
+    presets = CTP_PRESETS if args.kind == CTP_KIND else PRESETS
+    if preset not in presets:
+        parser.error(f"--preset {preset} does not apply to --kind {args.kind}; choose one of {sorted(presets)}")
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = range(args.first_seed, args.first_seed + args.cases)
-    with tqdm(seeds, unit="case", desc=f"{args.kind} {args.preset}") as bar:
+    with tqdm(seeds, unit="case", desc=f"{args.kind} {preset}") as bar:
         for seed in bar:
             target = args.out / f"case_{seed:05d}"
             if target.exists():
                 continue
-            spec = dataclasses.replace(PRESETS[args.preset], bone_soft_tissue_lesions=args.soft_tissue_lesions)
+            if args.kind == CTP_KIND:
+                generate_ctp_study(target, CTP_PRESETS[preset], seed, progress=bar.set_postfix_str)
+                continue
+            spec = dataclasses.replace(PRESETS[preset], bone_soft_tissue_lesions=args.soft_tissue_lesions)
             generate_study(target, spec, seed, kind=args.kind, progress=bar.set_postfix_str)
     print(f"{args.cases} case(s) in {args.out}")
     return 0

@@ -86,6 +86,16 @@ def generate_study(
     """Simulate one case and write it to ``out_dir`` (which must not exist); returns the truth record."""
     if kind not in STUDY_KINDS:
         raise ValueError(f"study kind must be one of {STUDY_KINDS}, got {kind!r}")
+    generate = _generate_nema if kind == "nema" else _generate
+    return write_atomically(out_dir, lambda tmp: generate(tmp, spec, seed, kind, progress or (lambda _step: None)))
+
+
+def write_atomically(out_dir: Path, write: Callable[[Path], dict]) -> dict:
+    """Run ``write`` on an empty sibling folder and rename it to ``out_dir`` once it has returned.
+
+    ``out_dir`` must not exist; if ``write`` fails the partial folder is removed, so a case folder
+    is either complete or absent.  Returns what ``write`` returns.
+    """
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists; choose a new folder so that nothing is overwritten")
@@ -93,8 +103,7 @@ def generate_study(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        generate = _generate_nema if kind == "nema" else _generate
-        record = generate(tmp, spec, seed, kind, progress or (lambda _step: None))
+        record = write(tmp)
         tmp.rename(out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -177,7 +186,7 @@ def _generate_nema(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: C
         "kind": kind,
         "seed": seed,
         "synthetic": "digital phantom, research use only",
-        "ct_grid": _grid_record(grid),
+        "ct_grid": grid_record(grid),
         "sphere_diameters_mm": sorted(nema.sphere_masks),
         "spect": {},
     }
@@ -201,7 +210,7 @@ def _generate_nema(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: C
         )
         arrays[f"activity_{name}"] = result.activity_on_spect_grid
         record["spect"][name] = {"time_per_view_s": seconds, "total_counts": result.total_counts}
-        record["spect_grid"] = _grid_record(result.spect_grid)
+        record["spect_grid"] = grid_record(result.spect_grid)
         progress(name)
     (tmp / "ground_truth").mkdir()
     np.savez_compressed(tmp / "ground_truth" / "truth.npz", **arrays)  # type: ignore[arg-type]
@@ -243,7 +252,7 @@ def _description(name: str, acquisition: SpectAcquisition) -> str:
     return f"{label} {acquisition.time_per_view_s:g}s/view (synthetic)"
 
 
-def _grid_record(grid: Grid) -> dict:
+def grid_record(grid: Grid) -> dict:
     return {"shape": list(grid.shape), "spacing_mm": list(grid.spacing_mm), "origin_lps_mm": list(grid.origin_lps_mm)}
 
 
@@ -277,9 +286,9 @@ def write_truth(
         "kind": kind,
         "seed": phantom.seed,
         "synthetic": "digital phantom, research use only",
-        "ct_grid": _grid_record(phantom.grid),
-        "function_grid": _grid_record(phantom.function_grid),
-        "spect_grid": _grid_record(spect_grid) if spect_grid else None,
+        "ct_grid": grid_record(phantom.grid),
+        "function_grid": grid_record(phantom.function_grid),
+        "spect_grid": grid_record(spect_grid) if spect_grid else None,
         "lung_volume_ml": {
             "right": phantom.lung_volume_ml(LungLabel.RIGHT_LUNG),
             "left": phantom.lung_volume_ml(LungLabel.LEFT_LUNG),
