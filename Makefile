@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SAMPLE ?= dicom_samples/thorax_small/dicom
 OUT ?= output/demo
 
-.PHONY: setup demo test lint bench weights weights-denoise clean
+.PHONY: setup demo test lint bench weights weights-denoise weights-ctp clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_generate_clinical.py
 	$(PY) bench/bench_ct_ventilation_calibration.py
 	$(PY) bench/bench_spect_denoising.py
+	$(PY) bench/bench_ctp_osvd.py
 
 # Reproduce models/ddran_lung from phantoms on this CPU (about 55 minutes; COMPARE=1 adds the ARNN comparison)
 weights: $(STAMP)
@@ -41,6 +42,11 @@ weights: $(STAMP)
 # Reproduce models/u2net_spect_bone (SPECT denoising, seed 003) from phantoms on this CPU (about 65 minutes)
 weights-denoise: $(STAMP)
 	PY=$(PY) bash scripts/reproduce_denoise_weights.sh
+
+# Reproduce models/ctp_transformer (CT perfusion Transformer, seed 002) from simulated curves on one CPU thread
+# (about 30 minutes)
+weights-ctp: $(STAMP)
+	PY=$(PY) bash scripts/reproduce_ctp_weights.sh
 
 clean:
 	rm -rf output .pytest_cache .mypy_cache .ruff_cache

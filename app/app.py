@@ -12,6 +12,7 @@ from app.config import RunSettings
 from core.run_record import RunContext, StageTimings
 from operators import (
     CtEnhancementOperator,
+    CtPerfusionOperator,
     CtVolumeOperator,
     DicomLoaderOperator,
     FunctionalSynthesisOperator,
@@ -60,7 +61,12 @@ class PerfusionMapApp(Application):
         )
 
         loader = DicomLoaderOperator(
-            self, CountCondition(self, 1), input_folder=settings.input_dir, timings=timings, name="dicom_loader"
+            self,
+            CountCondition(self, 1),
+            input_folder=settings.input_dir,
+            timings=timings,
+            min_time_points=settings.config.selection.ct.min_perfusion_frames,
+            name="dicom_loader",
         )
         selection = SeriesSelectionOperator(
             self, rules=settings.config.selection, timings=timings, name="series_selection"
@@ -100,6 +106,16 @@ class PerfusionMapApp(Application):
             timings=timings,
             series_numbers=settings.config.denoising_series_numbers,
             name="spect_denoising",
+        )
+        ct_perfusion = CtPerfusionOperator(
+            self,
+            settings=settings.config.ctp,
+            model_dir=settings.config.ctp_model_dir,
+            output_dir=settings.work_dir,
+            app_version=__version__,
+            timings=timings,
+            series_numbers=settings.config.ctp_series_numbers,
+            name="ct_perfusion",
         )
         run_record = RunRecordOperator(
             self,
@@ -147,5 +163,8 @@ class PerfusionMapApp(Application):
         )
         self.add_flow(ct_volume, denoising, {(ct_volume.OUTPUT_CT_VOLUME, denoising.INPUT_CT)})
         self.add_flow(functional_writers, denoising, {(functional_writers.OUTPUT_FILES, denoising.INPUT_FILES)})
-        self.add_flow(denoising, run_record, {(denoising.OUTPUT_FILES, run_record.INPUT_OUTPUT_FILES)})
+        self.add_flow(selection, ct_perfusion, {(selection.OUTPUT_CTP_SERIES, ct_perfusion.INPUT_CTP_SERIES)})
+        self.add_flow(denoising, ct_perfusion, {(denoising.OUTPUT_FILES, ct_perfusion.INPUT_FILES)})
+        self.add_flow(ct_perfusion, run_record, {(ct_perfusion.OUTPUT_FILES, run_record.INPUT_OUTPUT_FILES)})
+        self.add_flow(ct_perfusion, run_record, {(ct_perfusion.OUTPUT_SUMMARY, run_record.INPUT_CT_PERFUSION)})
         self.add_flow(denoising, run_record, {(denoising.OUTPUT_SUMMARY, run_record.INPUT_DENOISING)})

@@ -11,14 +11,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from core.perfusion.ctp_outputs import CtpSeriesNumbers
 from pydicom.uid import CTImageStorage, NuclearMedicineImageStorage
 
 from core.lung.functional_outputs import FunctionalSeriesNumbers
 from core.nm.denoising_outputs import DenoisingSeriesNumbers
+from core.perfusion.ctp import CtpSettings
 from core.series_selection import CtRule, NmRule, SelectionRules, TracerRule
 
 DEFAULT_FUNCTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "ddran_lung"
 DEFAULT_DENOISING_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "u2net_spect_bone"
+DEFAULT_CTP_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "ctp_transformer"
+"""The shipped CTP Transformer (seed 002), used when the CT perfusion method is ``network``."""
 """The shipped DDRAN (perfusion and ventilation from CT), made by ``make weights``."""
 
 CHEST_CT_RULE = CtRule(
@@ -94,6 +98,12 @@ class AppConfig:
         Folder of the fast bone SPECT denoising model (``model.ts`` and ``metadata.json``).
     denoising_series_numbers
         SeriesNumber of the denoised NM series and of its comparison picture.
+    ctp
+        How a CT perfusion series is analysed (method: ``osvd`` by default, ``ssvd``, ``csvd`` or ``network``).
+    ctp_model_dir
+        Folder of the CTP Transformer, read only when ``ctp.method`` is ``network``.
+    ctp_series_numbers
+        SeriesNumber of each CT perfusion output series (maps, lesion SEG, summary picture).
     """
 
     selection: SelectionRules = field(
@@ -106,6 +116,9 @@ class AppConfig:
     functional_series_numbers: FunctionalSeriesNumbers = field(default_factory=FunctionalSeriesNumbers)
     denoising_model_dir: Path = field(default_factory=lambda: DEFAULT_DENOISING_MODEL_DIR)
     denoising_series_numbers: DenoisingSeriesNumbers = field(default_factory=DenoisingSeriesNumbers)
+    ctp: CtpSettings = field(default_factory=CtpSettings)
+    ctp_model_dir: Path = field(default_factory=lambda: DEFAULT_CTP_MODEL_DIR)
+    ctp_series_numbers: CtpSeriesNumbers = field(default_factory=CtpSeriesNumbers)
 
 
 @dataclass(frozen=True)

@@ -317,6 +317,8 @@ class RunFacts:
     """Synthetic perfusion/ventilation: model and regional table (see operators.functional_synthesis_operator)."""
     denoising: Mapping[str, object] | None = None
     """Fast bone SPECT denoising: model, count ratio (see core.nm.denoising_outputs.DenoisingResult.summary)."""
+    ct_perfusion: Mapping[str, object] | None = None
+    """CT perfusion: method, AIF, lesion volumes, mismatch (see core.perfusion.ctp_outputs.ctp_summary)."""
 
 
 def build_run_record(facts: RunFacts) -> dict[str, object]:
@@ -350,6 +352,7 @@ def build_run_record(facts: RunFacts) -> dict[str, object]:
         "lung_crops": {crop.lung: crop.as_dict() for crop in facts.lung_crops},
         "functional": None if facts.functional is None else dict(facts.functional),
         "denoising": None if facts.denoising is None else dict(facts.denoising),
+        "ct_perfusion": None if facts.ct_perfusion is None else dict(facts.ct_perfusion),
         "outputs": [output.as_dict() for output in facts.outputs],
         "warnings": list(facts.warnings),
     }

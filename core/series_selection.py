@@ -32,9 +32,12 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
+from core.dicom.ctp_reader import time_points_per_position
 from core.errors import NoMatchingSeriesError
 
 CT_ROLE = "ct"
+CTP_ROLE = "ctp"
+"""Role of a dynamic (4D) CT perfusion series: the same slice positions at several acquisition times."""
 CHOSEN = "chosen"
 NOT_CHOSEN = "not chosen"
 REJECTED = "rejected"
@@ -109,6 +112,9 @@ class CtRule:
         Largest angle in degrees between the slice normal and the patient's z axis.
     min_slices
         Fewest distinct slice positions that make a volume.
+    min_perfusion_frames
+        Fewest time points at every position that make a dynamic series a CT perfusion (role ``ctp``);
+        a series repeating its positions fewer times is rejected.
     """
 
     modality: str
@@ -116,11 +122,14 @@ class CtRule:
     excluded_image_types: tuple[str, ...]
     max_tilt_deg: float
     min_slices: int
+    min_perfusion_frames: int = 10
 
     def __post_init__(self) -> None:
         _check_tilt("CtRule", self.max_tilt_deg)
         if self.min_slices < 1:
             raise ValueError(f"CtRule.min_slices must be at least 1, got {self.min_slices}")
+        if self.min_perfusion_frames < 2:
+            raise ValueError(f"CtRule.min_perfusion_frames must be at least 2, got {self.min_perfusion_frames}")
 
 
 @dataclass(frozen=True)
@@ -166,8 +175,8 @@ class SelectionRules:
 
     @property
     def roles(self) -> tuple[str, ...]:
-        """Every role a series can be chosen for, CT first."""
-        return (CT_ROLE, *(rule.tracer for rule in self.nm.tracers))
+        """Every role a series can be chosen for, CT and CT perfusion first."""
+        return (CT_ROLE, CTP_ROLE, *(rule.tracer for rule in self.nm.tracers))
 
 
 @dataclass(frozen=True)
@@ -195,6 +204,8 @@ class SeriesSummary:
     radiopharmaceuticals: tuple[str, ...]
     time_per_view_s: float | None = None
     """ActualFrameDuration of the first rotation, in s; None when not given (or not NM)."""
+    time_points: int = 1
+    """Most acquisition times at one slice position: 1 for a static CT, the frame count of a CT perfusion."""
 
     @property
     def orientation(self) -> str:
@@ -309,6 +320,7 @@ def summarize_series(datasets: Sequence[Dataset]) -> SeriesSummary:
         attenuation_corrected="ATTN" in {str(v).upper() for v in _as_list(first.get("CorrectedImage"))},
         radiopharmaceuticals=_radiopharmaceutical_texts(first),
         time_per_view_s=_time_per_view_s(first),
+        time_points=max(time_points_per_position(datasets), 1) if max(n_frames) == 1 else 1,
     )
 
 
@@ -364,26 +376,27 @@ def select_series(summaries: Sequence[SeriesSummary], rules: SelectionRules) -> 
     result = SelectionResult(tuple(_verdict(s, role, reason, winners, study) for s, role, reason in assessed))
     if not result.chosen:
         found = "; ".join(f"{v.summary.describe()}: {v.reason}" for v in result.verdicts) or "no series"
-        raise NoMatchingSeriesError(f"no chest CT or lung/bone SPECT series found (found: {found})")
+        raise NoMatchingSeriesError(f"no chest CT, CT perfusion or lung/bone SPECT series found (found: {found})")
     return result
 
 
 def require_ct(result: SelectionResult) -> None:
-    """Refuse a selection without a chest CT: every result of this application is computed from the CT.
+    """Refuse a selection without a chest CT or a CT perfusion: every result is computed from one of them.
 
-    The synthetic maps need only the CT; the SPECT comparisons are made on the CT's lungs.
+    The synthetic maps need only the CT; the SPECT comparisons are made on the CT's lungs; the
+    perfusion maps need only the CT perfusion series.
 
     Raises
     ------
     NoMatchingSeriesError
-        If no CT was chosen; the message lists what was found and why each series was not used.
+        If neither was chosen; the message lists what was found and why each series was not used.
     """
-    if CT_ROLE in result.chosen:
+    if CT_ROLE in result.chosen or CTP_ROLE in result.chosen:
         return
     found = "; ".join(f"{v.summary.describe()}: {v.reason}" for v in result.verdicts) or "no series"
     raise NoMatchingSeriesError(
-        "no chest CT series found; every result of this application is computed from a chest CT, so add "
-        f"the study's CT series to the input folder (found: {found})"
+        "no chest CT series found (nor a CT perfusion); every result of this application is computed from a "
+        f"chest CT or a CT perfusion, so add the study's CT series to the input folder (found: {found})"
     )
 
 
@@ -427,6 +440,13 @@ def _assess_ct(summary: SeriesSummary, rule: CtRule) -> tuple[str | None, str]:
         return None, "slices differ in size or orientation"
     if summary.n_slices < rule.min_slices:
         return None, f"only {summary.n_slices} slice(s); a volume needs at least {rule.min_slices}"
+    if summary.time_points > 1:
+        if summary.time_points < rule.min_perfusion_frames:
+            return None, (
+                f"dynamic CT with only {summary.time_points} time points; a CT perfusion needs at least "
+                f"{rule.min_perfusion_frames}"
+            )
+        return CTP_ROLE, f"dynamic axial CT (CT perfusion), {summary.time_points} time points"
     return CT_ROLE, "axial CT"
 
 
@@ -470,6 +490,11 @@ def _best_candidate(role: str, candidates: Sequence[SeriesSummary]) -> SeriesSum
             candidates,
             key=lambda s: (-s.n_slices, _or_inf(s.slice_thickness_mm), _or_inf(s.series_number), s.series_instance_uid),
         )
+    if role == CTP_ROLE:
+        return min(
+            candidates,
+            key=lambda s: (-s.n_slices, -s.time_points, _or_inf(s.series_number), s.series_instance_uid),
+        )
     return min(
         candidates,
         key=lambda s: (not s.attenuation_corrected, -s.n_slices, _or_inf(s.series_number), s.series_instance_uid),
@@ -494,6 +519,8 @@ def _preference(role: str, summary: SeriesSummary) -> str:
     if role == CT_ROLE:
         thickness = "" if summary.slice_thickness_mm is None else f", {summary.slice_thickness_mm:g} mm thick"
         return f"most slices ({summary.n_slices}{thickness})"
+    if role == CTP_ROLE:
+        return f"most slices ({summary.n_slices}) and time points ({summary.time_points})"
     corrected = "attenuation-corrected, " if summary.attenuation_corrected else ""
     return f"{corrected}{summary.n_slices} slices"
 

@@ -10,6 +10,7 @@ preload_cuda_runtime()  # before any operator module imports monai.deploy / holo
 
 from operators.ct_enhancement_operator import CtEnhancementOperator  # noqa: E402
 from operators.ct_volume_operator import CtVolumeOperator  # noqa: E402
+from operators.ctp_operator import CtPerfusionOperator  # noqa: E402
 from operators.dicom_loader_operator import DicomLoaderOperator  # noqa: E402
 from operators.functional_synthesis_operator import FunctionalSynthesisOperator  # noqa: E402
 from operators.functional_writers_operator import FunctionalWritersOperator  # noqa: E402
@@ -22,6 +23,7 @@ from operators.spect_denoising_operator import SpectDenoisingOperator  # noqa: E
 
 __all__ = [
     "CtEnhancementOperator",
+    "CtPerfusionOperator",
     "CtVolumeOperator",
     "DicomLoaderOperator",
     "FunctionalSynthesisOperator",

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from holoscan.core import ExecutionContext, InputContext, OutputContext
 from monai.deploy.core import Fragment
+from monai.deploy.core.domain.dicom_study import DICOMStudy
 from monai.deploy.operators.dicom_data_loader_operator import DICOMDataLoaderOperator
+from pydicom import Dataset, dcmread
+from pydicom.errors import InvalidDicomError
 
+from core.dicom.ctp_reader import time_points_per_position
 from core.run_record import StageTimings
+
+logger = logging.getLogger(__name__)
 
 
 class DicomLoaderOperator(DICOMDataLoaderOperator):
     """Load every DICOM Part 10 file under a folder into DICOMStudy objects (the SDK's loader).
 
-    Adds only the stage timing to :class:`~monai.deploy.operators.DICOMDataLoaderOperator`; give it
-    a ``CountCondition(fragment, 1)`` so that it loads once.
+    Adds the stage timing to :class:`~monai.deploy.operators.DICOMDataLoaderOperator`, and keeps the
+    frames of dynamic series: the SDK keeps one image per slice position (the highest
+    AcquisitionNumber), which is right for a re-acquired slice of a static CT but drops every frame
+    but the last of a CT perfusion.  A series whose positions repeat at ``min_time_points`` or more
+    acquisition times gets all its images back (as headers; readers open the files).  Give it a
+    ``CountCondition(fragment, 1)`` so that it loads once.
 
     Named output
     ------------
@@ -26,7 +37,13 @@ class DicomLoaderOperator(DICOMDataLoaderOperator):
     OUTPUT_STUDIES = "dicom_study_list"
 
     def __init__(
-        self, fragment: Fragment, *args: Any, input_folder: Path, timings: StageTimings, **kwargs: Any
+        self,
+        fragment: Fragment,
+        *args: Any,
+        input_folder: Path,
+        timings: StageTimings,
+        min_time_points: int = 10,
+        **kwargs: Any,
     ) -> None:
         """Create the loader.
 
@@ -38,11 +55,36 @@ class DicomLoaderOperator(DICOMDataLoaderOperator):
             Folder of DICOM files, searched recursively.
         timings
             Where the time spent loading is recorded, under the operator's name.
+        min_time_points
+            Fewest acquisition times per slice position that make a series dynamic (kept whole).
         """
         self._timings = timings
+        self._min_time_points = min_time_points
         super().__init__(fragment, *args, input_folder=Path(input_folder), output_name=self.OUTPUT_STUDIES, **kwargs)
 
     def compute(self, op_input: InputContext, op_output: OutputContext, context: ExecutionContext) -> None:
         """Load the studies and emit them (the SDK's compute, timed)."""
         with self._timings.measure(self.name):
             super().compute(op_input, op_output, context)
+
+    def _load_data(self, files: list[str]) -> list[DICOMStudy]:
+        """The SDK's studies, with the frames of dynamic series restored (see the class docstring)."""
+        studies = super()._load_data(files)
+        by_series: dict[str, list[Dataset]] = {}
+        for file in files:
+            try:
+                header: Dataset = dcmread(file, stop_before_pixels=True)
+            except (InvalidDicomError, OSError):
+                continue
+            if "SeriesInstanceUID" in header:
+                by_series.setdefault(str(header.SeriesInstanceUID), []).append(header)
+        for study in studies:
+            for series in study.get_all_series():
+                headers = by_series.get(str(series.SeriesInstanceUID), [])
+                kept = series.get_sop_instances()
+                if len(headers) > len(kept) and time_points_per_position(headers) >= self._min_time_points:
+                    kept.clear()  # the SDK's own list: refill it with every frame
+                    for image in headers:
+                        series.add_sop_instance(image)
+                    logger.info("kept all %d images of dynamic series %s", len(headers), series.SeriesInstanceUID)
+        return studies

@@ -42,6 +42,7 @@ class RunRecordOperator(Operator):
     ``INPUT_OUTPUT_FILES``: ``list[core.run_record.OutputFile]`` from the DICOM writers.
     ``INPUT_FUNCTIONAL``: the functional synthesis summary (dict), or ``None`` without lungs.
     ``INPUT_DENOISING``: the SPECT denoising summary (dict), or ``None`` without a fast bone SPECT.
+    ``INPUT_CT_PERFUSION``: the CT perfusion summary (dict), or ``None`` without a CT perfusion series.
     """
 
     INPUT_SELECTION = "selection"
@@ -52,6 +53,7 @@ class RunRecordOperator(Operator):
     INPUT_OUTPUT_FILES = "output_files"
     INPUT_FUNCTIONAL = "functional_summary"
     INPUT_DENOISING = "denoising_summary"
+    INPUT_CT_PERFUSION = "ct_perfusion_summary"
 
     def __init__(
         self,
@@ -95,6 +97,7 @@ class RunRecordOperator(Operator):
             self.INPUT_OUTPUT_FILES,
             self.INPUT_FUNCTIONAL,
             self.INPUT_DENOISING,
+            self.INPUT_CT_PERFUSION,
         ):
             spec.input(name)
 
@@ -108,6 +111,7 @@ class RunRecordOperator(Operator):
         outputs = _receive(op_input, self.INPUT_OUTPUT_FILES, list)
         functional = _receive(op_input, self.INPUT_FUNCTIONAL, dict, optional=True)
         denoising = _receive(op_input, self.INPUT_DENOISING, dict, optional=True)
+        ct_perfusion = _receive(op_input, self.INPUT_CT_PERFUSION, dict, optional=True)
         if not all(isinstance(output, OutputFile) for output in outputs):
             raise TypeError(f"{self.INPUT_OUTPUT_FILES} must be a list of OutputFile")
         volumes = [_ct_summary(ct_image, selection)] if ct_image is not None else []
@@ -130,6 +134,7 @@ class RunRecordOperator(Operator):
                 outputs=outputs,
                 functional=functional,
                 denoising=denoising,
+                ct_perfusion=ct_perfusion,
             )
         )
         write_run_record(record, self._record_path)

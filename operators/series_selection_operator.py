@@ -23,6 +23,7 @@ from core.run_record import StageTimings
 from core.series_selection import (
     CHOSEN,
     CT_ROLE,
+    CTP_ROLE,
     SelectionResult,
     SelectionRules,
     require_ct,
@@ -46,6 +47,8 @@ class SeriesSelectionOperator(Operator):
     ``OUTPUT_CT_SERIES``: ``list[StudySelectedSeries]`` holding the chosen CT (selection name
     ``"ct"``), empty without one.  ``OUTPUT_NM_SERIES``: ``list[StudySelectedSeries]`` holding
     the chosen SPECT series, one per tracer (selection name = tracer), empty without any.
+    ``OUTPUT_CTP_SERIES``: ``list[StudySelectedSeries]`` holding the chosen CT perfusion series
+    (selection name ``"ctp"``), empty without one.
     ``OUTPUT_SELECTION``: :class:`core.series_selection.SelectionResult`, every series found
     with its verdict.
 
@@ -59,6 +62,7 @@ class SeriesSelectionOperator(Operator):
     INPUT_STUDIES = "dicom_study_list"
     OUTPUT_CT_SERIES = "ct_series"
     OUTPUT_NM_SERIES = "nm_series"
+    OUTPUT_CTP_SERIES = "ctp_series"
     OUTPUT_SELECTION = "selection"
 
     def __init__(
@@ -74,6 +78,7 @@ class SeriesSelectionOperator(Operator):
         spec.input(self.INPUT_STUDIES)
         spec.output(self.OUTPUT_CT_SERIES)
         spec.output(self.OUTPUT_NM_SERIES)
+        spec.output(self.OUTPUT_CTP_SERIES)
         spec.output(self.OUTPUT_SELECTION)
 
     def compute(self, op_input: InputContext, op_output: OutputContext, context: ExecutionContext) -> None:
@@ -98,8 +103,10 @@ class SeriesSelectionOperator(Operator):
             tracers = [rule.tracer for rule in self._rules.nm.tracers]
             ct_series = _study_selected_series(result, series, [CT_ROLE])
             nm_series = _study_selected_series(result, series, tracers)
+            ctp_series = _study_selected_series(result, series, [CTP_ROLE])
         op_output.emit(ct_series, self.OUTPUT_CT_SERIES)
         op_output.emit(nm_series, self.OUTPUT_NM_SERIES)
+        op_output.emit(ctp_series, self.OUTPUT_CTP_SERIES)
         op_output.emit(result, self.OUTPUT_SELECTION)
 
 

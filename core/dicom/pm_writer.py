@@ -1,14 +1,16 @@
-"""Write a synthetic functional map as a DICOM Parametric Map on the CT series it was computed from.
+"""Write a float map (lung function, CT perfusion) as a DICOM Parametric Map on the CT series it was computed from.
 
 The map (float32, the CT volume layout of :mod:`core.dicom.seg_writer`: ``values[k]`` belongs to
 the ``k``-th slice of :func:`core.dicom.slice_stack.sorted_along_normal`) is stored as
-FloatPixelData with an identity Real World Value Mapping (slope 1, intercept 0, unit UCUM "1":
-the values are relative, 1 = the lung's 75th percentile, seed 000 Eq. 2) whose quantity is a
-private code of :mod:`core.dicom.provenance` (no standard terminology codes "synthetic relative
-lung perfusion").  Only the slices that hold a non-zero value are written (the map is 0 outside
-the lungs), each at the exact position of its CT slice, so the object stays small on a chest
-CT whose lungs fill part of the scan.  Same StudyInstanceUID and FrameOfReferenceUID as the CT,
-a new series, ContentQualification RESEARCH, the algorithm in the ContributingEquipmentSequence.
+FloatPixelData with an identity Real World Value Mapping (slope 1, intercept 0) whose quantity
+and UCUM unit come from the :class:`MapDescription`.  The defaults are those of the synthetic lung
+function maps: unit "1" (the values are relative, 1 = the lung's 75th percentile, seed 000 Eq. 2),
+a private quantity code of :mod:`core.dicom.provenance`, the chest, and a display window over [0, 1].
+Only the slices that hold a non-zero value are written (a map is 0 outside its organ), each at
+the exact position of its CT slice, so the object stays small when the organ fills part of the
+scan.  Same StudyInstanceUID and FrameOfReferenceUID as the CT, a new series, ContentQualification
+RESEARCH, the algorithm in the ContributingEquipmentSequence; the CodingSchemeIdentificationSequence
+names the private scheme when the quantity uses it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pydicom.sr.coding import Code
 from core.dicom.provenance import (
     DEVICE_SERIAL_NUMBER,
     MANUFACTURER,
+    PRIVATE_SCHEME,
     SOURCE_PERSON_NAME_WARNING,
     contributing_equipment,
     private_coding_scheme,
@@ -39,8 +42,9 @@ logger = logging.getLogger(__name__)
 
 WINDOW_CENTER = 0.5
 WINDOW_WIDTH = 1.0
-"""Display window over the Eq. 2 range [0, 1]."""
+"""Default display window: the Eq. 2 range [0, 1]."""
 BOTH_SIDES = "B"
+FRAME_LATERALITIES = ("R", "L", "U", BOTH_SIDES)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,13 @@ class MapDescription:
         Of the new series.
     content_label
         Upper-case ContentLabel (16 characters at most).
+    unit
+        UCUM MeasurementUnitsCode of the values; "1" (no units) by default.
+    anatomic_region, frame_laterality
+        Frame Anatomy of every frame: the region (CID 4031) and FrameLaterality (``"B"`` both
+        sides, ``"R"``, ``"L"``, ``"U"`` unpaired); the chest, both sides, by default.
+    window_center, window_width
+        Default display window, in the units of the values.
     """
 
     quantity: Code
@@ -67,13 +78,24 @@ class MapDescription:
     series_number: int
     series_description: str
     content_label: str
+    unit: Code = codes.UCUM.NoUnits
+    anatomic_region: Code = codes.SCT.Chest
+    frame_laterality: str = BOTH_SIDES
+    window_center: float = WINDOW_CENTER
+    window_width: float = WINDOW_WIDTH
+
+    def __post_init__(self) -> None:
+        if self.window_width <= 0:
+            raise ValueError(f"window_width must be positive, got {self.window_width}")
+        if self.frame_laterality not in FRAME_LATERALITIES:
+            raise ValueError(f"frame_laterality must be one of {FRAME_LATERALITIES}, got {self.frame_laterality!r}")
 
 
-def _frame_anatomy() -> Dataset:
-    """Frame Anatomy: the chest, both sides (General Series Laterality is then not needed)."""
+def _frame_anatomy(description: MapDescription) -> Dataset:
+    """Frame Anatomy: the region and its laterality (with "B", General Series Laterality is not needed)."""
     item = Dataset()
-    item.AnatomicRegionSequence = [CodedConcept.from_code(codes.SCT.Chest)]
-    item.FrameLaterality = BOTH_SIDES
+    item.AnatomicRegionSequence = [CodedConcept.from_code(description.anatomic_region)]
+    item.FrameLaterality = description.frame_laterality
     return item
 
 
@@ -124,7 +146,7 @@ def write_parametric_map(
     mapping = highdicom.pm.RealWorldValueMapping(
         lut_label=description.lut_label,
         lut_explanation=description.lut_explanation,
-        unit=codes.UCUM.NoUnits,
+        unit=description.unit,
         value_range=(0.0, float(max(1.0, frames.max()))),
         slope=1.0,
         intercept=0.0,
@@ -137,6 +159,7 @@ def write_parametric_map(
         )
         for k in kept
     ]
+    uses_private_scheme = description.quantity.scheme_designator == PRIVATE_SCHEME
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=SOURCE_PERSON_NAME_WARNING, category=UserWarning)
         pmap = highdicom.pm.ParametricMap(
@@ -153,7 +176,9 @@ def write_parametric_map(
             contains_recognizable_visual_features=False,
             real_world_value_mappings=[mapping],
             voi_lut_transformations=[
-                highdicom.VOILUTTransformation(window_center=WINDOW_CENTER, window_width=WINDOW_WIDTH)
+                highdicom.VOILUTTransformation(
+                    window_center=description.window_center, window_width=description.window_width
+                )
             ],
             plane_positions=positions,
             content_label=description.content_label,
@@ -162,10 +187,10 @@ def write_parametric_map(
             contributing_equipment=[
                 contributing_equipment(algorithm_name, algorithm_version, description.lut_explanation)
             ],
-            coding_schemes=[private_coding_scheme()],
+            coding_schemes=[private_coding_scheme()] if uses_private_scheme else None,
             specific_character_set=slices[0].get("SpecificCharacterSet") or None,
         )
-    pmap.SharedFunctionalGroupsSequence[0].FrameAnatomySequence = [_frame_anatomy()]
+    pmap.SharedFunctionalGroupsSequence[0].FrameAnatomySequence = [_frame_anatomy(description)]
     out_path = Path(out_path)
     pmap.save_as(out_path, enforce_file_format=True)
     logger.debug("wrote Parametric Map %s (%d frames) to %s", description.lut_label, len(kept), out_path)

@@ -55,6 +55,7 @@ def write_key_images(
     series: KeyImageSeries,
     algorithm_name: str,
     algorithm_version: str,
+    image_comments: str = RESEARCH_NOTICE,
 ) -> list[Path]:
     """Write each picture as one Secondary Capture Image, ``<file_prefix>_<NN>.dcm`` (NN = 01, 02...) in ``out_dir``.
 
@@ -70,6 +71,8 @@ def write_key_images(
         SeriesNumber, SeriesDescription and file prefix.
     algorithm_name, algorithm_version
         The model and the application that made the maps.
+    image_comments
+        ImageComments of every picture: what the pictures are and that they are for research use.
 
     Returns
     -------
@@ -96,6 +99,7 @@ def write_key_images(
         sc = _secondary_capture(
             image, slices[0], reference, series_uid, number, series, algorithm_name, algorithm_version
         )
+        sc.ImageComments = image_comments
         path = Path(out_dir) / f"{series.file_prefix}_{number:02d}.dcm"
         sc.save_as(path, enforce_file_format=True)
         written.append(path)
@@ -143,7 +147,6 @@ def _secondary_capture(
     sc.BurnedInAnnotation = "NO"
     sc.ImageLaterality = BOTH_SIDES  # both lungs; General Series Laterality is then not needed
     sc.DerivationDescription = f"{image.title}; {SYNTHETIC_NOTICE}"[:1024]
-    sc.ImageComments = RESEARCH_NOTICE
     if shown_slice is not None:
         source = Dataset()
         source.ReferencedSOPClassUID = shown_slice.SOPClassUID

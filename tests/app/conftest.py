@@ -24,6 +24,7 @@ DEFAULT_STACK_LIMIT_BYTES = 8 * 1024 * 1024
 SYNTHETIC_STUDY_SEED = 4242
 SAMPLE_STUDY = REPO_ROOT / "dicom_samples" / "thorax_small"
 BONE_STUDY = REPO_ROOT / "dicom_samples" / "bone_small"
+CTP_STUDY = REPO_ROOT / "dicom_samples" / "ctp_small"
 
 AppRunner = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -100,6 +101,13 @@ def bone_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
     """The app run once per test session on the bundled bone SPECT/CT sample: (process, output)."""
     output = tmp_path_factory.mktemp("bone_run") / "out"
     return run_app_process("-i", BONE_STUDY / "dicom", "-o", output), output
+
+
+@pytest.fixture(scope="session")
+def ctp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The app run once per test session on the bundled CT perfusion sample: (process, output)."""
+    output = tmp_path_factory.mktemp("ctp_run") / "out"
+    return run_app_process("-i", CTP_STUDY / "dicom", "-o", output), output
 
 
 @pytest.fixture(scope="session")

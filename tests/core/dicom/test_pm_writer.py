@@ -9,13 +9,16 @@ by z here (axial slices: the slice normal is +z), not from the writer.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import highdicom
 import numpy as np
 import pydicom
 import pytest
 from pydicom import Dataset
+from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from core.dicom.pm_writer import MapDescription, write_parametric_map
@@ -203,3 +206,22 @@ def test_bad_maps_are_refused(ct_slices: list[Dataset], tmp_path: Path, change, 
     with pytest.raises(ValueError, match=message):
         write(values, ct_slices, out)
     assert not out.exists()
+
+
+def test_default_anatomy_and_window_are_the_lung_maps(pm_path: Path) -> None:
+    shared = pydicom.dcmread(pm_path).SharedFunctionalGroupsSequence[0]
+    anatomy = shared.FrameAnatomySequence[0]
+    assert anatomy.AnatomicRegionSequence[0].CodeValue == codes.SCT.Chest.value
+    assert anatomy.FrameLaterality == "B"
+    voi = shared.FrameVOILUTSequence[0]
+    assert (float(voi.WindowCenter), float(voi.WindowWidth)) == (0.5, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"window_width": 0.0}, "window_width"), ({"frame_laterality": "X"}, "frame_laterality")],
+    ids=["zero-window", "bad-laterality"],
+)
+def test_bad_descriptions_are_refused(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(DESCRIPTION, **change)
