@@ -171,7 +171,9 @@ def test_one_series_per_role_from_one_study(rules: SelectionRules) -> None:
 
 def test_no_known_series_raises_with_what_was_found(rules: SelectionRules) -> None:
     localizer = summarize_series(ct_series(2, image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"), description="Scout"))
-    with pytest.raises(NoMatchingSeriesError, match=r"^no chest CT, CT perfusion or lung/bone SPECT series found.*'Scout'"):
+    with pytest.raises(
+        NoMatchingSeriesError, match=r"^no chest CT, CT perfusion or lung/bone SPECT series found.*'Scout'"
+    ):
         select_series([localizer], rules)
 
 

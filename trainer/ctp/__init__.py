@@ -1,0 +1,1 @@
+"""Training of seed 002's CTP Transformer on simulated tissue curves: config, data, loss, train, export."""
