@@ -1,4 +1,4 @@
-"""Command line: ``python -m app -i INPUT_DIR -o OUTPUT_DIR [-l LOGLEVEL] [-m MODEL_DIR]``.
+"""Command line: ``python -m app -i INPUT_DIR -o OUTPUT_DIR [-l LOGLEVEL] [-m MODEL_DIR] [--ctp-method M]``.
 
 Exit codes
 ----------
@@ -6,10 +6,10 @@ Exit codes
 1  unexpected internal error (a bug: please report it with the log).
 2  the command line or a folder cannot be used: input folder missing, empty or without
    DICOM files; output folder not empty, a file, or inside the input folder.
-3  no chest CT or lung/bone SPECT series found in the study.
+3  no chest CT, CT perfusion or lung/bone SPECT series found in the study.
 4  a chosen series could not be read (broken pixel data, unsupported geometry).
-5  the perfusion/ventilation model cannot be used (missing files, or its metadata.json does not
-   match this version's preprocessing).
+5  a model cannot be used (missing files, or its metadata.json does not match this version's
+   preprocessing): the perfusion/ventilation model, or the CTP Transformer with ``--ctp-method network``.
 130  interrupted (Ctrl-C).
 
 Logging handlers are configured here and nowhere else.  This module also keeps a normal run
@@ -21,6 +21,7 @@ See ``app/README.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import resource
@@ -82,9 +83,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line; defaults come from the SDK's environment variables."""
     parser = argparse.ArgumentParser(
         prog="python -m app",
-        description="Find the chest CT and lung/bone SPECT series of a DICOM study and process them.",
+        description="Find the chest CT, lung/bone SPECT and CT perfusion series of a DICOM study and process them.",
         epilog="Exit codes: 0 done, 1 internal error, 2 unusable folder or arguments, "
-        "3 no chest CT or lung/bone SPECT series, 4 unreadable series, 130 interrupted.",
+        "3 no chest CT, CT perfusion or lung/bone SPECT series, 4 unreadable series, 5 unusable model, "
+        "130 interrupted.",
     )
     parser.add_argument(
         "-i", "--input", type=Path, default=Path(os.environ.get(INPUT_ENV, INPUT_DEFAULT)),
@@ -101,6 +103,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "-m", "--model", type=Path, default=None,
         help="perfusion/ventilation model folder (model.ts, metadata.json; default: the shipped models/ddran_lung)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ctp-method", choices=("osvd", "ssvd", "csvd", "network"), default="osvd",
+        help="CT perfusion deconvolution: oSVD (default), sSVD, cSVD, or the seed 002 Transformer "
+        "(models/ctp_transformer)",
     )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
@@ -156,9 +163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.config import AppConfig
     from app.runner import UsageError, run
     from core.errors import InputDataError, ModelContractError, NoMatchingSeriesError
+    from core.perfusion.ctp import CtpSettings
 
     try:
-        run(args.input, args.output, None if args.model is None else AppConfig(function_model_dir=args.model))
+        config = AppConfig(ctp=CtpSettings(method=args.ctp_method))
+        if args.model is not None:
+            config = dataclasses.replace(config, function_model_dir=args.model)
+        run(args.input, args.output, config)
     except UsageError as error:
         logger.error("%s", error)
         return EXIT_USAGE
@@ -169,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("a chosen series could not be read: %s", error)
         return EXIT_UNREADABLE_SERIES
     except ModelContractError as error:
-        logger.error("the perfusion/ventilation model cannot be used: %s; nothing was written", error)
+        logger.error("a model cannot be used: %s; nothing was written", error)
         return EXIT_MODEL
     except KeyboardInterrupt:
         logger.error("interrupted; the output folder was left unchanged")

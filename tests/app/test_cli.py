@@ -160,7 +160,7 @@ def test_unusable_model_exits_5_and_writes_nothing(real_ct_folder: Path, tmp_pat
     (model / "metadata.json").write_text(json.dumps({"metadata_version": 0}))
     result = run_app("-i", real_ct_folder, "-o", tmp_path / "out", "--model", model)
     assert result.returncode == EXIT_MODEL
-    assert "the perfusion/ventilation model cannot be used: metadata_version is 0" in result.stderr
+    assert "a model cannot be used: metadata_version is 0" in result.stderr
     assert "re-export the model" in result.stderr
     assert not (tmp_path / "out").exists()
 

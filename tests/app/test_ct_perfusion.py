@@ -18,7 +18,7 @@ import numpy as np
 import pydicom
 
 from app.__main__ import EXIT_OK
-from tests.app.conftest import CTP_STUDY
+from tests.app.conftest import CTP_STUDY, run_app_process
 from tests.dciodvfy import dciodvfy_errors
 
 Run = tuple[subprocess.CompletedProcess[str], Path]
@@ -85,3 +85,11 @@ def test_ctp_outputs_pass_dciodvfy(ctp_run: Run) -> None:
     _, output = ctp_run
     for path in sorted(output.glob("ctp_*.dcm")):
         assert dciodvfy_errors(path) == [], path.name
+
+
+def test_the_method_is_a_command_line_choice(tmp_path: Path) -> None:
+    process = run_app_process("-i", CTP_STUDY / "dicom", "-o", tmp_path / "out", "--ctp-method", "ssvd")
+    assert process.returncode == EXIT_OK, process.stderr[-3000:]
+    record = json.loads((tmp_path / "out" / "run_record.json").read_text())["ct_perfusion"]
+    assert record["method"] == "ssvd" and record["algorithm"] == "CTP sSVD"
+    assert "CTP sSVD" in pydicom.dcmread(tmp_path / "out" / "ctp_cbf.dcm").SeriesDescription
