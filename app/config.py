@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from core.perfusion.ctp_outputs import CtpSeriesNumbers
 from pydicom.uid import CTImageStorage, NuclearMedicineImageStorage
 
 from core.lung.functional_outputs import FunctionalSeriesNumbers
 from core.nm.denoising_outputs import DenoisingSeriesNumbers
 from core.perfusion.ctp import CtpSettings
+from core.perfusion.ctp_outputs import CtpSeriesNumbers
 from core.series_selection import CtRule, NmRule, SelectionRules, TracerRule
 
 DEFAULT_FUNCTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "ddran_lung"
