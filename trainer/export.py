@@ -35,6 +35,39 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def script_module(model: nn.Module) -> torch.jit.ScriptModule:
+    """``torch.jit.script(model)``, without torch 2.13's TorchScript deprecation warning.
+
+    The app's model contract is still a ``.ts`` file (``torch.jit.load``).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated", category=DeprecationWarning)
+        return torch.jit.script(model)
+
+
+def write_model_folder(
+    out_dir: Path, scripted: torch.jit.ScriptModule, metadata: dict[str, Any], report_files: Sequence[Path] = ()
+) -> Path:
+    """Write ``model.ts``, ``metadata.json`` and ``report/`` (copies of ``report_files``) as ``out_dir``.
+
+    Everything goes into a hidden folder beside ``out_dir`` first, which then replaces ``out_dir``:
+    an interrupted export never leaves a half-written model folder.
+    """
+    partial = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    scripted.save(str(partial / "model.ts"))
+    (partial / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    if report_files:
+        (partial / "report").mkdir()
+        for path in report_files:
+            shutil.copy2(path, partial / "report" / Path(path).name)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    partial.rename(out_dir)
+    return out_dir
+
+
 def export_model(
     model: nn.Module,
     config: TrainConfig,
@@ -51,15 +84,7 @@ def export_model(
 
     ``extra_files`` (the metrics table, the report's plots) are copied into ``out_dir/report/``.
     """
-    model = model.cpu().float().eval()
-    with warnings.catch_warnings():
-        # torch 2.13 deprecates TorchScript; the app's model contract is still a .ts file (torch.jit.load)
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=DeprecationWarning)
-        scripted = torch.jit.script(model)
-    partial = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    scripted.save(str(partial / "model.ts"))
+    scripted = script_module(model.cpu().float().eval())
     metadata = {
         "metadata_version": METADATA_VERSION,
         "name": name,
@@ -89,12 +114,4 @@ def export_model(
         "test_metrics": test_metrics,
         "notice": SYNTHETIC_NOTICE,
     }
-    (partial / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
-    if extra_files:
-        (partial / "report").mkdir()
-        for path in extra_files:
-            shutil.copy2(path, partial / "report" / Path(path).name)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    partial.rename(out_dir)
-    return out_dir
+    return write_model_folder(out_dir, scripted, metadata, extra_files)

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import warnings
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +27,7 @@ from core.perfusion.transformer_model import CTP_INPUTS, CTP_METADATA_VERSION, C
 from trainer.ctp.config import CtpConfig, ctp_config_from_dict
 from trainer.ctp.losses import TERMS
 from trainer.ctp.train import load_trained
-from trainer.export import SYNTHETIC_NOTICE, display_path
+from trainer.export import SYNTHETIC_NOTICE, display_path, script_module, write_model_folder
 
 
 def ctp_metadata(config: CtpConfig, state: dict[str, Any], *, name: str, version: str) -> dict[str, Any]:
@@ -92,19 +90,7 @@ def export(run: Path, out_dir: Path, *, name: str, version: str) -> Path:
     """Script the run's network and write it with its metadata into ``out_dir`` (replaced atomically)."""
     config = ctp_config_from_dict(json.loads((run / "config.json").read_text()))
     model, state = load_trained(config, run)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated", category=DeprecationWarning)
-        scripted = torch.jit.script(model)
-    partial = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    scripted.save(str(partial / "model.ts"))
-    metadata = ctp_metadata(config, state, name=name, version=version)
-    (partial / "metadata.json").write_text(json.dumps(metadata, indent=2))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    partial.rename(out_dir)
-    return out_dir
+    return write_model_folder(out_dir, script_module(model), ctp_metadata(config, state, name=name, version=version))
 
 
 def main(argv: list[str] | None = None) -> int:

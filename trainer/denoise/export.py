@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import warnings
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,22 +23,16 @@ from core.nm.denoising import CT_OFFSET_HU, SIZE_MULTIPLE
 from core.nm.denoising_model import DENOISING_METADATA_VERSION
 from trainer.denoise.config import config_from_dict
 from trainer.denoise.train import load_trained
-from trainer.export import SYNTHETIC_NOTICE, display_path
+from trainer.export import SYNTHETIC_NOTICE, display_path, script_module, write_model_folder
 
 
 def export(run: Path, out_dir: Path, *, name: str, version: str) -> Path:
     """Script the run's model and write it with its metadata into ``out_dir`` (replaced atomically)."""
     config = config_from_dict(json.loads((run / "config.json").read_text()))
     model = load_trained(config, run)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=DeprecationWarning)
-        scripted = torch.jit.script(model)
+    scripted = script_module(model)
     evaluation = json.loads((run / "evaluation.json").read_text()) if (run / "evaluation.json").exists() else {}
     split = json.loads((run / "split.json").read_text())
-    partial = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    scripted.save(str(partial / "model.ts"))
     channels = ["fast_spect / mean(fast_spect)"]
     if config.model.use_ct:
         channels.append(f"max(CT_HU + {CT_OFFSET_HU:g}, 0) / its mean, CT resampled onto the SPECT grid")
@@ -86,16 +78,8 @@ def export(run: Path, out_dir: Path, *, name: str, version: str) -> Path:
         ],
         "notice": SYNTHETIC_NOTICE,
     }
-    (partial / "metadata.json").write_text(json.dumps(metadata, indent=2))
-    report = partial / "report"
-    report.mkdir()
-    for file in ("evaluation.md", "evaluation.json", "split.json"):
-        if (run / file).exists():
-            shutil.copy2(run / file, report / file)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    partial.rename(out_dir)
-    return out_dir
+    report = [run / file for file in ("evaluation.md", "evaluation.json", "split.json") if (run / file).exists()]
+    return write_model_folder(out_dir, scripted, metadata, report)
 
 
 def main(argv: list[str] | None = None) -> int:
