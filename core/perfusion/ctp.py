@@ -153,14 +153,20 @@ def _vessel_curve(flat: np.ndarray, candidates: np.ndarray, n: int, by_area: boo
     return flat[:, candidates[order]].mean(axis=1)
 
 
-def arterial_and_venous_curves(conc: np.ndarray, mask: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """AIF (earliest-peaking strongly enhancing voxels) and VOF (later-peaking, strongest); both (T,) HU."""
+def arterial_and_venous_curves(
+    conc: np.ndarray, mask: np.ndarray, n: int, min_peak: float = VESSEL_MIN_ENHANCEMENT_HU
+) -> tuple[np.ndarray, np.ndarray]:
+    """AIF (earliest-peaking strongly enhancing voxels) and VOF (later-peaking, strongest); both (T,).
+
+    ``conc`` is the enhancement (HU in CT, Delta R2* in MR); the strongest 1 % must reach ``min_peak``.
+    """
     flat = conc[:, mask]
     peak = flat.max(axis=0)
     strong = np.flatnonzero(peak >= np.percentile(peak, 99.0))
-    if len(strong) < 2 * n or peak[strong].min() < VESSEL_MIN_ENHANCEMENT_HU:
+    if len(strong) < 2 * n or peak[strong].min() < min_peak:
         raise InputDataError(
-            "no vessel in the CTP enhances by more than 80 HU; the series may lack contrast or the arteries"
+            f"no vessel enhances by more than {min_peak:g} (HU in CT, 1/s in MR); "
+            "the series may lack contrast or the arteries"
         )
     ttp = np.argmax(flat[:, strong], axis=0)
     arterial = strong[ttp <= np.percentile(ttp, 20)]
