@@ -7,6 +7,10 @@ Roles a series can take:
 
 * ``"ct"``: the chest CT, a stack of axial single-frame CT images.  Among several, the
   one with the most slices wins, then the thinnest, then the lowest series number.
+* ``"ctp"``: a dynamic axial CT (CT perfusion): the same slice positions at many acquisition times.
+  Among several, the one with most slices wins, then most time points.
+* ``"dsc"``: a dynamic axial MR series (DSC perfusion), single-frame MR images repeating their slice
+  positions at many time points; chosen like a CT perfusion.
 * ``"perfusion"``, ``"ventilation"``, ``"bone"``, ``"bone_fast"``: a reconstructed tomographic NM
   (SPECT) volume in one multi-frame instance, classified by its radiopharmaceutical
   (Radiopharmaceutical Information Sequence), with the SeriesDescription as a fallback, and,
@@ -38,10 +42,17 @@ from core.errors import NoMatchingSeriesError
 CT_ROLE = "ct"
 CTP_ROLE = "ctp"
 """Role of a dynamic (4D) CT perfusion series: the same slice positions at several acquisition times."""
+DSC_ROLE = "dsc"
+"""Role of a dynamic susceptibility contrast MR perfusion series."""
 CHOSEN = "chosen"
 NOT_CHOSEN = "not chosen"
 REJECTED = "rejected"
 _POSITION_DECIMALS = 3
+
+
+def _check_tilt(owner: str, max_tilt_deg: float) -> None:
+    if not 0.0 < max_tilt_deg < 90.0:
+        raise ValueError(f"{owner}.max_tilt_deg must be in (0, 90) degrees, got {max_tilt_deg}")
 
 
 @dataclass(frozen=True)
@@ -167,16 +178,49 @@ class NmRule:
 
 
 @dataclass(frozen=True)
+class MrRule:
+    """What makes a series a usable DSC perfusion MR series.
+
+    Parameters
+    ----------
+    modality
+        DICOM Modality, ``"MR"``.
+    sop_class_uids
+        Accepted SOP classes (single-frame MR Image Storage).
+    max_tilt_deg
+        Largest angle in degrees between the slice normal and the patient's z axis.
+    min_perfusion_frames
+        Fewest time points at every slice position that make a DSC perfusion series (a first pass
+        of the bolus with a baseline before it lasts at least about 20 s at one volume per second).
+    """
+
+    modality: str
+    sop_class_uids: tuple[str, ...]
+    max_tilt_deg: float = 30.0
+    min_perfusion_frames: int = 20
+
+    def __post_init__(self) -> None:
+        _check_tilt("MrRule", self.max_tilt_deg)
+        if self.min_perfusion_frames < 2:
+            raise ValueError(f"MrRule.min_perfusion_frames must be at least 2, got {self.min_perfusion_frames}")
+
+
+DSC_MR_RULE = MrRule(modality="MR", sop_class_uids=("1.2.840.10008.5.1.4.1.1.4",))
+"""DSC perfusion: single-frame MR Image Storage, at most 30 degrees from axial (oblique-axial brain slices)."""
+
+
+@dataclass(frozen=True)
 class SelectionRules:
     """All selection rules of the application."""
 
     ct: CtRule
     nm: NmRule
+    mr: MrRule = DSC_MR_RULE
 
     @property
     def roles(self) -> tuple[str, ...]:
-        """Every role a series can be chosen for, CT and CT perfusion first."""
-        return (CT_ROLE, CTP_ROLE, *(rule.tracer for rule in self.nm.tracers))
+        """Every role a series can be chosen for, CT, CT perfusion and DSC first."""
+        return (CT_ROLE, CTP_ROLE, DSC_ROLE, *(rule.tracer for rule in self.nm.tracers))
 
 
 @dataclass(frozen=True)
@@ -355,6 +399,8 @@ def assess_series(summary: SeriesSummary, rules: SelectionRules) -> tuple[str | 
         return _assess_ct(summary, rules.ct)
     if summary.modality == rules.nm.modality:
         return _assess_nm(summary, rules.nm)
+    if summary.modality == rules.mr.modality:
+        return _assess_mr(summary, rules.mr)
     return None, f"modality {summary.modality or 'missing'} is not used by this application"
 
 
@@ -376,27 +422,30 @@ def select_series(summaries: Sequence[SeriesSummary], rules: SelectionRules) -> 
     result = SelectionResult(tuple(_verdict(s, role, reason, winners, study) for s, role, reason in assessed))
     if not result.chosen:
         found = "; ".join(f"{v.summary.describe()}: {v.reason}" for v in result.verdicts) or "no series"
-        raise NoMatchingSeriesError(f"no chest CT, CT perfusion or lung/bone SPECT series found (found: {found})")
+        raise NoMatchingSeriesError(
+            f"no chest CT, CT perfusion, DSC perfusion MR or lung/bone SPECT series found (found: {found})"
+        )
     return result
 
 
 def require_ct(result: SelectionResult) -> None:
-    """Refuse a selection without a chest CT or a CT perfusion: every result is computed from one of them.
+    """Refuse a selection without a chest CT, a CT perfusion or a DSC MR: every result is computed from one.
 
     The synthetic maps need only the CT; the SPECT comparisons are made on the CT's lungs; the
-    perfusion maps need only the CT perfusion series.
+    perfusion maps need only the CT perfusion or the DSC series.
 
     Raises
     ------
     NoMatchingSeriesError
-        If neither was chosen; the message lists what was found and why each series was not used.
+        If none was chosen; the message lists what was found and why each series was not used.
     """
-    if CT_ROLE in result.chosen or CTP_ROLE in result.chosen:
+    if {CT_ROLE, CTP_ROLE, DSC_ROLE} & set(result.chosen):
         return
     found = "; ".join(f"{v.summary.describe()}: {v.reason}" for v in result.verdicts) or "no series"
     raise NoMatchingSeriesError(
-        "no chest CT series found (nor a CT perfusion); every result of this application is computed from a "
-        f"chest CT or a CT perfusion, so add the study's CT series to the input folder (found: {found})"
+        "no chest CT series found (nor a CT perfusion or DSC perfusion MR); every result of this application is "
+        "computed from one of them, so add the study's CT series to the input folder (found: "
+        f"{found})"
     )
 
 
@@ -450,6 +499,24 @@ def _assess_ct(summary: SeriesSummary, rule: CtRule) -> tuple[str | None, str]:
     return CT_ROLE, "axial CT"
 
 
+def _assess_mr(summary: SeriesSummary, rule: MrRule) -> tuple[str | None, str]:
+    if summary.sop_class_uid not in rule.sop_class_uids:
+        return None, f"MR SOP class {summary.sop_class_uid} is not single-frame MR Image Storage"
+    if summary.time_points < 2:
+        return None, "static MR (no repeated slice positions): not a DSC perfusion series"
+    tilt = summary.tilt_deg()
+    if tilt is None or tilt > rule.max_tilt_deg:
+        return None, f"dynamic MR not axial ({summary.orientation})"
+    if not summary.uniform_geometry:
+        return None, "slices differ in size or orientation"
+    if summary.time_points < rule.min_perfusion_frames:
+        return None, (
+            f"dynamic MR with only {summary.time_points} time points; a DSC perfusion needs at least "
+            f"{rule.min_perfusion_frames}"
+        )
+    return DSC_ROLE, f"dynamic axial MR (DSC perfusion), {summary.time_points} time points"
+
+
 def _assess_nm(summary: SeriesSummary, rule: NmRule) -> tuple[str | None, str]:
     image_type = _joined(summary.image_type)
     if summary.sop_class_uid not in rule.sop_class_uids:
@@ -490,7 +557,7 @@ def _best_candidate(role: str, candidates: Sequence[SeriesSummary]) -> SeriesSum
             candidates,
             key=lambda s: (-s.n_slices, _or_inf(s.slice_thickness_mm), _or_inf(s.series_number), s.series_instance_uid),
         )
-    if role == CTP_ROLE:
+    if role in (CTP_ROLE, DSC_ROLE):
         return min(
             candidates,
             key=lambda s: (-s.n_slices, -s.time_points, _or_inf(s.series_number), s.series_instance_uid),
@@ -519,7 +586,7 @@ def _preference(role: str, summary: SeriesSummary) -> str:
     if role == CT_ROLE:
         thickness = "" if summary.slice_thickness_mm is None else f", {summary.slice_thickness_mm:g} mm thick"
         return f"most slices ({summary.n_slices}{thickness})"
-    if role == CTP_ROLE:
+    if role in (CTP_ROLE, DSC_ROLE):
         return f"most slices ({summary.n_slices}) and time points ({summary.time_points})"
     corrected = "attenuation-corrected, " if summary.attenuation_corrected else ""
     return f"{corrected}{summary.n_slices} slices"
@@ -587,11 +654,6 @@ def _as_list(value: object) -> list[object]:
 
 def _joined(image_type: tuple[str, ...]) -> str:
     return "\\".join(image_type) or "missing"
-
-
-def _check_tilt(owner: str, max_tilt_deg: float) -> None:
-    if not 0.0 < max_tilt_deg < 90.0:
-        raise ValueError(f"{owner}.max_tilt_deg must be in (0, 90) degrees, got {max_tilt_deg}")
 
 
 def _or_inf(value: float | int | None) -> float:

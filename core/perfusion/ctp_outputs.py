@@ -294,7 +294,7 @@ def write_ctp_outputs(
             written |= _write_summary(result, slices, baseline_hu, folder, identity, numbers.summary)
         return written
 
-    written = _write_atomically(out_dir, write)
+    written = publish_atomically(out_dir, write)
     logger.info("Wrote %d CT perfusion objects to %s", len(written), out_dir)
     return written
 
@@ -435,14 +435,14 @@ def _write_summary(
     return {f"summary_{n:02d}": path for n, path in enumerate(paths, 1)}
 
 
-def _write_atomically(out_dir: Path, write: Callable[[Path], dict[str, Path]]) -> dict[str, Path]:
+def publish_atomically(out_dir: Path, write: Callable[[Path], dict[str, Path]]) -> dict[str, Path]:
     """Run ``write`` on a new hidden folder beside ``out_dir``, then publish its files in ``out_dir``.
 
     A missing ``out_dir`` is the renamed folder (one atomic step); into an existing one the files
     are renamed one by one after all were written.  On any error the hidden folder is removed.
     """
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.ctp-partial-", dir=out_dir.parent))
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         written = write(work)
         umask = os.umask(0)

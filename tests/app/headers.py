@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydicom.dataset import Dataset
-from pydicom.uid import CTImageStorage, NuclearMedicineImageStorage, generate_uid
+from pydicom.uid import CTImageStorage, MRImageStorage, NuclearMedicineImageStorage, generate_uid
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
@@ -93,3 +93,22 @@ def nm_tomo(
         rotation.NumberOfFramesInRotation = 60
         ds.RotationInformationSequence = [rotation]
     return [ds]
+
+
+def mr_dynamic_series(
+    n_slices: int, n_times: int, *, series_number: int = 20, orientation: Sequence[float] = AXIAL
+) -> list[Dataset]:
+    """Headers of a single-frame MR series: ``n_slices`` positions at ``n_times`` TemporalPositionIdentifiers."""
+    series_uid = generate_uid()
+    images = []
+    for t in range(n_times):
+        for k in range(n_slices):
+            ds = _common("MR", MRImageStorage, series_uid, series_number, "DSC perfusion")
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "PERFUSION"]
+            ds.ImageOrientationPatient = list(orientation)
+            ds.ImagePositionPatient = [0.0, 0.0, 5.0 * k] if orientation == AXIAL else [0.0, 5.0 * k, 0.0]
+            ds.SliceThickness = 5.0
+            ds.Rows, ds.Columns = 128, 128
+            ds.TemporalPositionIdentifier = t + 1
+            images.append(ds)
+    return images

@@ -132,7 +132,7 @@ def test_missing_input_from_the_sdk_environment_variables_exits_2(tmp_path: Path
 def test_study_without_known_series_exits_3(real_seg_folder: Path, tmp_path: Path, run_app: AppRunner) -> None:
     result = run_app("-i", real_seg_folder, "-o", tmp_path / "out")
     assert result.returncode == EXIT_NO_MATCHING_SERIES
-    assert "no chest CT, CT perfusion or lung/bone SPECT series found" in result.stderr
+    assert "no chest CT, CT perfusion, DSC perfusion MR or lung/bone SPECT series found" in result.stderr
     assert "modality SEG" in result.stderr
     assert not (tmp_path / "out").exists()
 

@@ -8,6 +8,7 @@ from core.errors import NoMatchingSeriesError
 from core.series_selection import (
     CHOSEN,
     CT_ROLE,
+    DSC_ROLE,
     NOT_CHOSEN,
     REJECTED,
     SelectionRules,
@@ -19,7 +20,7 @@ from core.series_selection import (
     selection_warnings,
     summarize_series,
 )
-from tests.app.headers import CORONAL, ct_series, nm_tomo
+from tests.app.headers import CORONAL, ct_series, mr_dynamic_series, nm_tomo
 
 
 def _verdicts_by_number(summaries: list[SeriesSummary], rules: SelectionRules) -> dict[int | None, SeriesVerdict]:
@@ -172,7 +173,8 @@ def test_one_series_per_role_from_one_study(rules: SelectionRules) -> None:
 def test_no_known_series_raises_with_what_was_found(rules: SelectionRules) -> None:
     localizer = summarize_series(ct_series(2, image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"), description="Scout"))
     with pytest.raises(
-        NoMatchingSeriesError, match=r"^no chest CT, CT perfusion or lung/bone SPECT series found.*'Scout'"
+        NoMatchingSeriesError,
+        match=r"^no chest CT, CT perfusion, DSC perfusion MR or lung/bone SPECT series found.*'Scout'",
     ):
         select_series([localizer], rules)
 
@@ -185,3 +187,20 @@ def test_summary_holds_no_patient_identifiers() -> None:
 def test_an_invalid_tracer_pattern_is_refused() -> None:
     with pytest.raises(ValueError, match="radiopharmaceutical_pattern"):
         TracerRule("perfusion", radiopharmaceutical_pattern="(MAA", description_pattern="perf")
+
+
+def test_dynamic_axial_mr_is_the_dsc_series(rules: SelectionRules) -> None:
+    dsc = summarize_series(mr_dynamic_series(6, 40, series_number=20))
+    static = summarize_series(mr_dynamic_series(20, 1, series_number=21))
+    short = summarize_series(mr_dynamic_series(6, 12, series_number=22))
+    verdicts = _verdicts_by_number([dsc, static, short], rules)
+    assert verdicts[20].decision == CHOSEN and verdicts[20].role == DSC_ROLE
+    assert "40 time points" in verdicts[20].reason
+    assert verdicts[21].decision == REJECTED and "static MR" in verdicts[21].reason
+    assert verdicts[22].decision == REJECTED and "only 12 time points" in verdicts[22].reason
+
+
+def test_coronal_dynamic_mr_is_rejected(rules: SelectionRules) -> None:
+    coronal = summarize_series(mr_dynamic_series(6, 40, orientation=CORONAL))
+    with pytest.raises(NoMatchingSeriesError, match="dynamic MR not axial"):
+        select_series([coronal], rules)
