@@ -8,6 +8,7 @@ import pydicom
 import pytest
 
 from core.dicom.ctp_reader import is_dynamic_series, read_ctp_series
+from core.dicom.dsc_reader import read_dsc
 from core.dicom.nm_writer import read_nm_volume
 from core.labels import BrainTissue
 from tests.dciodvfy import dciodvfy_errors
@@ -17,6 +18,8 @@ STUDY = SAMPLES / "thorax_small"
 BONE = SAMPLES / "bone_small"
 CTP = SAMPLES / "ctp_small"
 CTP_MAX_BYTES = 12 * 1024 * 1024
+DSC = SAMPLES / "dsc_small"
+DSC_MAX_BYTES = 14 * 1024 * 1024
 
 
 def test_every_sample_file_passes_dciodvfy():
@@ -88,3 +91,33 @@ def test_ctp_sample_ground_truth_matches_the_images():
     enhancement = hu.max(axis=0) - hu[:3].mean(axis=0)
     assert np.median(enhancement[truth["labels"] == BrainTissue.ARTERY]) > 250.0
     assert np.median(enhancement[truth["tissue_mask"]]) < 60.0
+
+
+def test_dsc_sample_is_one_small_dynamic_mr_series():
+    paths = sorted((DSC / "dicom").glob("DSC_*.dcm"))
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+    assert {ds.Modality for ds in headers} == {"MR"}
+    assert len({ds.SeriesInstanceUID for ds in headers}) == 1
+    assert len({ds.FrameOfReferenceUID for ds in headers}) == 1
+    assert is_dynamic_series(headers, min_time_points=64)
+    assert sum(f.stat().st_size for f in DSC.rglob("*") if f.is_file()) < DSC_MAX_BYTES
+
+
+def test_dsc_sample_ground_truth_matches_the_images():
+    record = json.loads((DSC / "ground_truth" / "truth.json").read_text())
+    truth = np.load(DSC / "ground_truth" / "truth.npz")
+    series = read_dsc(sorted((DSC / "dicom").glob("DSC_*.dcm")))
+    assert series.signal.shape == (len(truth["times_s"]), *truth["cbv_ml_100g"].shape)
+    np.testing.assert_allclose(series.times_s, truth["times_s"], atol=1e-6)
+    assert series.echo_time_s == pytest.approx(record["acquisition"]["echo_time_ms"] / 1000.0)
+    tumour = truth["tumour_mask"]
+    assert record["volumes_ml"]["enhancing_tumour_ml"] == pytest.approx(tumour.sum() * series.grid.voxel_volume_ml)
+    # the high blood volume of the tumour shows as a deeper signal drop than in normal white matter
+    white = (truth["labels"] == BrainTissue.WHITE_MATTER) & (truth["tumour_regions"] == 0)
+    baseline = series.signal[:5].mean(axis=0)
+
+    def peak_drop(mask: np.ndarray) -> float:
+        return 1.0 - series.signal[:, mask].mean(axis=1).min() / baseline[mask].mean()
+
+    assert truth["cbv_ml_100g"][tumour].mean() > 3.0 * truth["cbv_ml_100g"][white].mean()
+    assert peak_drop(tumour) > 2.0 * peak_drop(white) > 0.1
