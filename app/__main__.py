@@ -1,4 +1,4 @@
-"""Command line: ``python -m app -i INPUT_DIR -o OUTPUT_DIR [-l LOGLEVEL] [-m MODEL_DIR] [--ctp-method M]``.
+"""Command line: ``python -m app -i IN -o OUT [-l LEVEL] [-m MODEL] [--ctp-method M] [--dsc-method M] [--dsc-stunet]``.
 
 Exit codes
 ----------
@@ -6,10 +6,11 @@ Exit codes
 1  unexpected internal error (a bug: please report it with the log).
 2  the command line or a folder cannot be used: input folder missing, empty or without
    DICOM files; output folder not empty, a file, or inside the input folder.
-3  no chest CT, CT perfusion or lung/bone SPECT series found in the study.
+3  no chest CT, CT perfusion, DSC perfusion MR or lung/bone SPECT series found in the study.
 4  a chosen series could not be read (broken pixel data, unsupported geometry).
 5  a model cannot be used (missing files, or its metadata.json does not match this version's
-   preprocessing): the perfusion/ventilation model, or the CTP Transformer with ``--ctp-method network``.
+   preprocessing): the perfusion/ventilation model, the CTP Transformer with ``--ctp-method network``,
+   or the stU-Net with ``--dsc-stunet``.
 130  interrupted (Ctrl-C).
 
 Logging handlers are configured here and nowhere else.  This module also keeps a normal run
@@ -109,6 +110,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="CT perfusion deconvolution: oSVD (default), sSVD, cSVD, or the seed 002 Transformer "
         "(models/ctp_transformer)",
     )  # fmt: skip
+    parser.add_argument(
+        "--dsc-method", choices=("osvd", "ssvd", "csvd"), default="osvd",
+        help="DSC perfusion MR deconvolution: oSVD (default), sSVD or cSVD",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dsc-stunet", action="store_true",
+        help="also predict the DSC CBV map with the seed 004 stU-Net (models/stunet_dsc)",
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
@@ -164,9 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.runner import UsageError, run
     from core.errors import InputDataError, ModelContractError, NoMatchingSeriesError
     from core.perfusion.ctp import CtpSettings
+    from core.perfusion.dsc import DscSettings
 
     try:
-        config = AppConfig(ctp=CtpSettings(method=args.ctp_method))
+        config = AppConfig(
+            ctp=CtpSettings(method=args.ctp_method),
+            dsc=DscSettings(method=args.dsc_method),
+            dsc_network=args.dsc_stunet,
+        )
         if args.model is not None:
             config = dataclasses.replace(config, function_model_dir=args.model)
         run(args.input, args.output, config)

@@ -15,6 +15,7 @@ from operators import (
     CtPerfusionOperator,
     CtVolumeOperator,
     DicomLoaderOperator,
+    DscPerfusionOperator,
     FunctionalSynthesisOperator,
     FunctionalWritersOperator,
     LungSegmentationOperator,
@@ -117,6 +118,17 @@ class PerfusionMapApp(Application):
             series_numbers=settings.config.ctp_series_numbers,
             name="ct_perfusion",
         )
+        dsc_perfusion = DscPerfusionOperator(
+            self,
+            settings=settings.config.dsc,
+            use_network=settings.config.dsc_network,
+            model_dir=settings.config.dsc_model_dir,
+            output_dir=settings.work_dir,
+            app_version=__version__,
+            timings=timings,
+            series_numbers=settings.config.dsc_series_numbers,
+            name="dsc_perfusion",
+        )
         run_record = RunRecordOperator(
             self,
             record_path=settings.work_dir / settings.config.run_record_name,
@@ -165,6 +177,9 @@ class PerfusionMapApp(Application):
         self.add_flow(functional_writers, denoising, {(functional_writers.OUTPUT_FILES, denoising.INPUT_FILES)})
         self.add_flow(selection, ct_perfusion, {(selection.OUTPUT_CTP_SERIES, ct_perfusion.INPUT_CTP_SERIES)})
         self.add_flow(denoising, ct_perfusion, {(denoising.OUTPUT_FILES, ct_perfusion.INPUT_FILES)})
-        self.add_flow(ct_perfusion, run_record, {(ct_perfusion.OUTPUT_FILES, run_record.INPUT_OUTPUT_FILES)})
+        self.add_flow(selection, dsc_perfusion, {(selection.OUTPUT_DSC_SERIES, dsc_perfusion.INPUT_DSC_SERIES)})
+        self.add_flow(ct_perfusion, dsc_perfusion, {(ct_perfusion.OUTPUT_FILES, dsc_perfusion.INPUT_FILES)})
+        self.add_flow(dsc_perfusion, run_record, {(dsc_perfusion.OUTPUT_FILES, run_record.INPUT_OUTPUT_FILES)})
+        self.add_flow(dsc_perfusion, run_record, {(dsc_perfusion.OUTPUT_SUMMARY, run_record.INPUT_DSC_PERFUSION)})
         self.add_flow(ct_perfusion, run_record, {(ct_perfusion.OUTPUT_SUMMARY, run_record.INPUT_CT_PERFUSION)})
         self.add_flow(denoising, run_record, {(denoising.OUTPUT_SUMMARY, run_record.INPUT_DENOISING)})

@@ -17,12 +17,16 @@ from core.lung.functional_outputs import FunctionalSeriesNumbers
 from core.nm.denoising_outputs import DenoisingSeriesNumbers
 from core.perfusion.ctp import CtpSettings
 from core.perfusion.ctp_outputs import CtpSeriesNumbers
+from core.perfusion.dsc import DscSettings
+from core.perfusion.dsc_outputs import DscSeriesNumbers
 from core.series_selection import CtRule, NmRule, SelectionRules, TracerRule
 
 DEFAULT_FUNCTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "ddran_lung"
 DEFAULT_DENOISING_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "u2net_spect_bone"
 DEFAULT_CTP_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "ctp_transformer"
 """The shipped CTP Transformer (seed 002), used when the CT perfusion method is ``network``."""
+DEFAULT_DSC_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "stunet_dsc"
+"""The shipped stU-Net (seed 004), used when ``dsc_network`` is set."""
 """The shipped DDRAN (perfusion and ventilation from CT), made by ``make weights``."""
 
 CHEST_CT_RULE = CtRule(
@@ -104,6 +108,12 @@ class AppConfig:
         Folder of the CTP Transformer, read only when ``ctp.method`` is ``network``.
     ctp_series_numbers
         SeriesNumber of each CT perfusion output series (maps, lesion SEG, summary picture).
+    dsc
+        How a DSC perfusion MR series is analysed (deconvolution ``osvd`` by default, ``ssvd`` or ``csvd``).
+    dsc_network
+        Also predict CBV with the stU-Net of seed 004 (``dsc_model_dir``).
+    dsc_series_numbers
+        SeriesNumber of each DSC output series.
     """
 
     selection: SelectionRules = field(
@@ -119,6 +129,10 @@ class AppConfig:
     ctp: CtpSettings = field(default_factory=CtpSettings)
     ctp_model_dir: Path = field(default_factory=lambda: DEFAULT_CTP_MODEL_DIR)
     ctp_series_numbers: CtpSeriesNumbers = field(default_factory=CtpSeriesNumbers)
+    dsc: DscSettings = field(default_factory=DscSettings)
+    dsc_network: bool = False
+    dsc_model_dir: Path = field(default_factory=lambda: DEFAULT_DSC_MODEL_DIR)
+    dsc_series_numbers: DscSeriesNumbers = field(default_factory=DscSeriesNumbers)
 
 
 @dataclass(frozen=True)

@@ -318,6 +318,7 @@ class RunFacts:
     denoising: Mapping[str, object] | None = None
     """Fast bone SPECT denoising: model, count ratio (see core.nm.denoising_outputs.DenoisingResult.summary)."""
     ct_perfusion: Mapping[str, object] | None = None
+    dsc_perfusion: Mapping[str, object] | None = None
     """CT perfusion: method, AIF, lesion volumes, mismatch (see core.perfusion.ctp_outputs.ctp_summary)."""
 
 
@@ -353,6 +354,7 @@ def build_run_record(facts: RunFacts) -> dict[str, object]:
         "functional": None if facts.functional is None else dict(facts.functional),
         "denoising": None if facts.denoising is None else dict(facts.denoising),
         "ct_perfusion": None if facts.ct_perfusion is None else dict(facts.ct_perfusion),
+        "dsc_perfusion": None if facts.dsc_perfusion is None else dict(facts.dsc_perfusion),
         "outputs": [output.as_dict() for output in facts.outputs],
         "warnings": list(facts.warnings),
     }

@@ -12,6 +12,7 @@ from operators.ct_enhancement_operator import CtEnhancementOperator  # noqa: E40
 from operators.ct_volume_operator import CtVolumeOperator  # noqa: E402
 from operators.ctp_operator import CtPerfusionOperator  # noqa: E402
 from operators.dicom_loader_operator import DicomLoaderOperator  # noqa: E402
+from operators.dsc_operator import DscPerfusionOperator  # noqa: E402
 from operators.functional_synthesis_operator import FunctionalSynthesisOperator  # noqa: E402
 from operators.functional_writers_operator import FunctionalWritersOperator  # noqa: E402
 from operators.lung_segmentation_operator import LungSegmentationOperator  # noqa: E402
@@ -26,6 +27,7 @@ __all__ = [
     "CtPerfusionOperator",
     "CtVolumeOperator",
     "DicomLoaderOperator",
+    "DscPerfusionOperator",
     "FunctionalSynthesisOperator",
     "FunctionalWritersOperator",
     "LungSegWriterOperator",

@@ -84,7 +84,7 @@ class CtPerfusionOperator(Operator):
             raise TypeError(f"{self.INPUT_FILES} must be a list of OutputFile")
         written = list(earlier)
         summary = None
-        paths = _ctp_files(selected)
+        paths = files_of_role(selected, CTP, "CT perfusion")
         if paths:
             summary = self._analyse(paths, written)
         op_output.emit(written, self.OUTPUT_FILES)
@@ -117,14 +117,14 @@ class CtPerfusionOperator(Operator):
         return ctp_summary(result, series.grid, identity)
 
 
-def _ctp_files(selected: list[StudySelectedSeries]) -> list[Path]:
-    """The files of the series chosen for ``"ctp"``, or ``[]`` without one."""
+def files_of_role(selected: list[StudySelectedSeries], role: str, what: str) -> list[Path]:
+    """The files of the series chosen for ``role`` (``what`` names it in errors), or ``[]`` without one."""
     for study in selected:
         for chosen in study.selected_series:
-            if chosen.selection_name != CTP:
+            if chosen.selection_name != role:
                 continue
             paths = [getattr(i.get_native_sop_instance(), "filename", None) for i in chosen.series.get_sop_instances()]
             if not all(paths):
-                raise InputDataError("the CT perfusion images were not read from files; cannot read the series")
+                raise InputDataError(f"the {what} images were not read from files; cannot read the series")
             return [Path(str(p)) for p in paths]
     return []

@@ -43,6 +43,7 @@ class RunRecordOperator(Operator):
     ``INPUT_FUNCTIONAL``: the functional synthesis summary (dict), or ``None`` without lungs.
     ``INPUT_DENOISING``: the SPECT denoising summary (dict), or ``None`` without a fast bone SPECT.
     ``INPUT_CT_PERFUSION``: the CT perfusion summary (dict), or ``None`` without a CT perfusion series.
+    ``INPUT_DSC_PERFUSION``: the DSC perfusion summary (dict), or ``None`` without a DSC series.
     """
 
     INPUT_SELECTION = "selection"
@@ -54,6 +55,7 @@ class RunRecordOperator(Operator):
     INPUT_FUNCTIONAL = "functional_summary"
     INPUT_DENOISING = "denoising_summary"
     INPUT_CT_PERFUSION = "ct_perfusion_summary"
+    INPUT_DSC_PERFUSION = "dsc_perfusion_summary"
 
     def __init__(
         self,
@@ -98,6 +100,7 @@ class RunRecordOperator(Operator):
             self.INPUT_FUNCTIONAL,
             self.INPUT_DENOISING,
             self.INPUT_CT_PERFUSION,
+            self.INPUT_DSC_PERFUSION,
         ):
             spec.input(name)
 
@@ -112,6 +115,7 @@ class RunRecordOperator(Operator):
         functional = _receive(op_input, self.INPUT_FUNCTIONAL, dict, optional=True)
         denoising = _receive(op_input, self.INPUT_DENOISING, dict, optional=True)
         ct_perfusion = _receive(op_input, self.INPUT_CT_PERFUSION, dict, optional=True)
+        dsc_perfusion = _receive(op_input, self.INPUT_DSC_PERFUSION, dict, optional=True)
         if not all(isinstance(output, OutputFile) for output in outputs):
             raise TypeError(f"{self.INPUT_OUTPUT_FILES} must be a list of OutputFile")
         volumes = [_ct_summary(ct_image, selection)] if ct_image is not None else []
@@ -135,6 +139,7 @@ class RunRecordOperator(Operator):
                 functional=functional,
                 denoising=denoising,
                 ct_perfusion=ct_perfusion,
+                dsc_perfusion=dsc_perfusion,
             )
         )
         write_run_record(record, self._record_path)

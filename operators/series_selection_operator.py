@@ -24,6 +24,7 @@ from core.series_selection import (
     CHOSEN,
     CT_ROLE,
     CTP_ROLE,
+    DSC_ROLE,
     SelectionResult,
     SelectionRules,
     require_ct,
@@ -48,7 +49,8 @@ class SeriesSelectionOperator(Operator):
     ``"ct"``), empty without one.  ``OUTPUT_NM_SERIES``: ``list[StudySelectedSeries]`` holding
     the chosen SPECT series, one per tracer (selection name = tracer), empty without any.
     ``OUTPUT_CTP_SERIES``: ``list[StudySelectedSeries]`` holding the chosen CT perfusion series
-    (selection name ``"ctp"``), empty without one.
+    (selection name ``"ctp"``), empty without one.  ``OUTPUT_DSC_SERIES``: the same for the DSC
+    perfusion MR series (selection name ``"dsc"``).
     ``OUTPUT_SELECTION``: :class:`core.series_selection.SelectionResult`, every series found
     with its verdict.
 
@@ -63,6 +65,7 @@ class SeriesSelectionOperator(Operator):
     OUTPUT_CT_SERIES = "ct_series"
     OUTPUT_NM_SERIES = "nm_series"
     OUTPUT_CTP_SERIES = "ctp_series"
+    OUTPUT_DSC_SERIES = "dsc_series"
     OUTPUT_SELECTION = "selection"
 
     def __init__(
@@ -79,6 +82,7 @@ class SeriesSelectionOperator(Operator):
         spec.output(self.OUTPUT_CT_SERIES)
         spec.output(self.OUTPUT_NM_SERIES)
         spec.output(self.OUTPUT_CTP_SERIES)
+        spec.output(self.OUTPUT_DSC_SERIES)
         spec.output(self.OUTPUT_SELECTION)
 
     def compute(self, op_input: InputContext, op_output: OutputContext, context: ExecutionContext) -> None:
@@ -104,9 +108,11 @@ class SeriesSelectionOperator(Operator):
             ct_series = _study_selected_series(result, series, [CT_ROLE])
             nm_series = _study_selected_series(result, series, tracers)
             ctp_series = _study_selected_series(result, series, [CTP_ROLE])
+            dsc_series = _study_selected_series(result, series, [DSC_ROLE])
         op_output.emit(ct_series, self.OUTPUT_CT_SERIES)
         op_output.emit(nm_series, self.OUTPUT_NM_SERIES)
         op_output.emit(ctp_series, self.OUTPUT_CTP_SERIES)
+        op_output.emit(dsc_series, self.OUTPUT_DSC_SERIES)
         op_output.emit(result, self.OUTPUT_SELECTION)
 
 

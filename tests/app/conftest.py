@@ -25,6 +25,7 @@ SYNTHETIC_STUDY_SEED = 4242
 SAMPLE_STUDY = REPO_ROOT / "dicom_samples" / "thorax_small"
 BONE_STUDY = REPO_ROOT / "dicom_samples" / "bone_small"
 CTP_STUDY = REPO_ROOT / "dicom_samples" / "ctp_small"
+DSC_STUDY = REPO_ROOT / "dicom_samples" / "dsc_small"
 
 AppRunner = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -108,6 +109,13 @@ def ctp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
     """The app run once per test session on the bundled CT perfusion sample: (process, output)."""
     output = tmp_path_factory.mktemp("ctp_run") / "out"
     return run_app_process("-i", CTP_STUDY / "dicom", "-o", output), output
+
+
+@pytest.fixture(scope="session")
+def dsc_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The app run once per test session on the bundled DSC perfusion MR sample: (process, output)."""
+    output = tmp_path_factory.mktemp("dsc_run") / "out"
+    return run_app_process("-i", DSC_STUDY / "dicom", "-o", output), output
 
 
 @pytest.fixture(scope="session")
