@@ -1,0 +1,158 @@
+"""stU-Net training on DSC phantoms (seed 004): split, doses, cache, masked loss, resume, export, app load, Table 1.
+
+Small phantoms (4 slices of 48 x 48, 40 frames at 1.5 s) under a test-only preset, resampled to 32 x 32 and 16
+frames at 2.5 s; a network of width 4 with two levels.  Tolerances: the standardised target has mean 0 and SD 1
+over the brain within ``STANDARDISED_ATOL`` before clipping to [-5, 5] moves them (vessels reach the clip).
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.perfusion.stunet_model import StUNetModel
+from core.simulation.dsc_params import DSC_PRESETS, DscSpec
+from core.simulation.dsc_phantom import make_dsc_phantom
+from trainer.dsc.config import (
+    DscConfig,
+    DscDataConfig,
+    DscModelConfig,
+    DscOptimConfig,
+    DscPreprocessingConfig,
+    load_dsc_config,
+)
+from trainer.dsc.data import StripIndex, cache_folder, cached_case, case_doses, load_split, split_cases
+from trainer.dsc.evaluate import METRICS, evaluate
+from trainer.dsc.export import export
+from trainer.dsc.train import Run, build_network, masked_mse, train
+
+STANDARDISED_ATOL = 0.3
+TINY_SPEC = DscSpec((4, 48, 48), (5.0, 4.8, 4.8), dt_s=1.5, n_frames=40)
+CONFIG_FILE = Path(__file__).parents[2] / "trainer" / "configs" / "stunet_cpu.toml"
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning"),
+    pytest.mark.usefixtures("one_torch_thread", "tiny_preset"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_preset():
+    """A small phantom preset, ``"test_tiny"``, for this module only."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(DSC_PRESETS, "test_tiny", TINY_SPEC)
+        yield
+
+
+def tiny_config(cache: Path, epochs: int = 2) -> DscConfig:
+    return DscConfig(
+        data=DscDataConfig(cases=3, preset="test_tiny", seed=7, cache=cache, doses_per_case=2),
+        preprocessing=DscPreprocessingConfig(
+            size=32, frames=16, frame_step_s=2.5, margin_voxels=2, strip_height=16, test_stride=4
+        ),
+        model=DscModelConfig(levels=2, base_channels=4, convs_per_level=1),
+        optim=DscOptimConfig(epochs=epochs, batch_size=4, strips_per_epoch=8, val_strips=6, threads=1),
+    )
+
+
+def test_split_follows_the_paper_ratios_and_holds_out_the_test_cases():
+    paper = split_cases(DscDataConfig(cases=49, seed=100))
+    assert [len(paper[k]) for k in ("train", "val", "test")] == [25, 12, 12]
+    assert sorted(np.concatenate(list(paper.values())).tolist()) == list(range(100, 149))
+    tiny = split_cases(DscDataConfig(cases=3, seed=7))
+    assert [len(tiny[k]) for k in ("train", "val", "test")] == [1, 1, 1]
+    again = split_cases(DscDataConfig(cases=49, seed=100))
+    assert all(np.array_equal(paper[k], again[k]) for k in paper)
+
+
+def test_training_cases_come_at_full_and_drawn_doses():
+    data = DscDataConfig(doses_per_case=5, dose_range=(0.25, 1.0))
+    doses = case_doses(data, 4001, "train")
+    assert doses[0] == 1.0 and len(doses) == 5 and ((doses >= 0.25) & (doses <= 1.0)).all()
+    assert np.array_equal(doses, case_doses(data, 4001, "train"))
+    assert case_doses(data, 4001, "test").tolist() == [1.0, 0.5, 0.25]
+
+
+def test_cached_case_arrays(tmp_path):
+    config = tiny_config(tmp_path / "cache")
+    seed = int(split_cases(config.data)["val"][0])
+    case = cached_case(config, seed, "val")
+    path = cache_folder(config) / f"case_{seed}.npz"
+    assert path.exists()
+    assert case["dsc"].shape == (3, 16, 4, 32, 32) and case["dsc"].dtype == np.float16
+    assert case["svd"].shape == (3, 4, 32, 32) and case["brain"].dtype == bool and case["tumour"].any()
+    np.testing.assert_array_equal(case["svd"][0], case["target"])
+    brain = case["brain"]
+    assert abs(case["target"][brain].mean()) < STANDARDISED_ATOL
+    assert abs(case["target"][brain].std() - 1.0) < STANDARDISED_ATOL
+    assert np.abs(case["truth"]).max() <= 5.0 and not np.array_equal(case["truth"], case["target"])
+    stamp = path.stat().st_mtime_ns
+    again = cached_case(config, seed, "val")
+    assert path.stat().st_mtime_ns == stamp and np.array_equal(again["dsc"], case["dsc"])
+
+
+def test_masked_loss_ignores_voxels_outside_the_brain():
+    target = torch.zeros(2, 1, 4, 4)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[:, :, :2] = 1.0
+    prediction = torch.zeros(2, 1, 4, 4)
+    prediction[:, :, 2:] = 100.0  # wrong only outside the brain
+    prediction[:, :, :2] = 2.0
+    assert float(masked_mse(prediction, target, mask)) == pytest.approx(4.0)
+
+
+def test_train_resume_export_predict_and_evaluate(tmp_path):
+    config = tiny_config(tmp_path / "cache")
+    straight = train(config, tmp_path / "straight")
+    train(config, tmp_path / "resumed", stop_after=1)
+    assert len(Run(config, tmp_path / "resumed").history) == 0  # a fresh Run has not resumed yet
+    resumed = train(config, tmp_path / "resumed")
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    history = straight.history[-1]
+    assert {"val_loss", "val_loss_dose_100", "val_loss_dose_50", "val_loss_dose_25", "strips_per_s"} <= set(history)
+    assert (tmp_path / "resumed" / "history.csv").read_text().count("\n") == 3
+    split = json.loads((tmp_path / "straight" / "split.json").read_text())
+    assert not set(split["test"]) & set(split["train"] + split["val"])
+
+    folder = export(tmp_path / "straight", tmp_path / "models" / "stunet_dsc", name="stunet_dsc", version="0.0.1")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["training"]["epochs"] == 2 and metadata["input"]["frames"] == 16
+    assert metadata["val_metrics"]["val_loss"] == history["val_loss"] and "phantoms" in metadata["notice"]
+
+    model = StUNetModel(folder)
+    phantom = make_dsc_phantom(TINY_SPEC, split["test"][0])
+    cbv = model.predict(phantom.signal, phantom.times_s, phantom.brain_mask)
+    assert cbv.shape == TINY_SPEC.shape and np.isfinite(cbv).all() and not cbv[~phantom.brain_mask].any()
+
+    record = evaluate(folder, tmp_path / "eval", progress=False)
+    assert record["test_cases"] == split["test"]
+    summary = record["summary"]
+    assert summary["1"]["svd"]["reference"] is None
+    assert summary["0.25"]["svd"]["reference"]["l1"][0] > 0
+    assert all(not math.isnan(summary["0.5"]["stunet"]["truth"][k][0]) for k in METRICS)
+    for name in ("results.json", "table.md", "table.csv", "figure1_cbv.png"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
+    assert "(n/a)" in (tmp_path / "eval" / "table.md").read_text()
+
+
+def test_strip_index_keeps_strips_with_brain(tmp_path):
+    config = tiny_config(tmp_path / "cache")
+    cases = load_split(config, "train", progress=False)
+    index = StripIndex.of(cases, (16, 32), 8)
+    assert len(index) > 0 and set(index.rows[:, 1].tolist()) == {0, 1}  # both dose versions
+    batch = index.batch(cases, np.arange(3))
+    assert batch["x"].shape == (3, 1, 16, 16, 32) and batch["target"].shape == (3, 1, 16, 32)
+    assert (batch["mask"].sum(dim=(1, 2, 3)) > 0).all()
+
+
+def test_cpu_configuration_loads_and_builds():
+    config = load_dsc_config(CONFIG_FILE)
+    assert config.preprocessing.size == 128 and config.preprocessing.strip_shape == (32, 128)
+    assert config.model.levels == 3 and config.preprocessing.frames == 64
+    network = build_network(config)
+    assert network.frames == 64 and network.size_multiple == 8
