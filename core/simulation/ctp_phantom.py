@@ -37,6 +37,7 @@ from core.perfusion.residue import dispersion_kernel, residue_function
 from core.perfusion.simulation import FINE_DT_S, CurveParameters, simulate_curves
 from core.simulation.ct import add_ct_noise, to_stored_hu
 from core.simulation.ctp_params import BrainPerfusion, CtpSpec, HeadParams, sample_head_params
+from core.simulation.dsc_params import DscPhysiology, DscSpec
 from core.simulation.head import (
     ISCHAEMIA_CORE,
     ISCHAEMIA_PENUMBRA,
@@ -196,34 +197,59 @@ def true_tmax_s(mtt_s: np.ndarray, delay_s: np.ndarray, ta_s: np.ndarray, alpha:
     return out
 
 
-def _curve_table(
-    values: dict[str, np.ndarray], spec: CtpSpec, phys: BrainPerfusion, aif: AifShape
+@dataclass(frozen=True)
+class BolusTiming:
+    """What places the curves of one patient in time: the acquisition and the venous outflow."""
+
+    dt_s: float
+    n_frames: int
+    injection_delay_s: float
+    alpha: float
+    vein_delay_s: float
+    vein_ta_s: float
+
+    @classmethod
+    def of(cls, spec: CtpSpec | DscSpec, phys: BrainPerfusion | DscPhysiology) -> BolusTiming:
+        """The timing of a CTP or DSC acquisition ``spec`` and its physiology ``phys``."""
+        return cls(spec.dt_s, spec.n_frames, spec.injection_delay_s, phys.alpha, phys.vein_delay_s, phys.vein_ta_s)
+
+
+def noise_free_curves(
+    values: dict[str, np.ndarray], timing: BolusTiming, aif: AifShape
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Noise-free enhancement (HU) of every unique tissue set ``(U, T)``, of arterial and of venous blood ``(T,)``."""
+    """Concentration (AIF model units) of every tissue set ``(U, T)``, of arterial and of venous blood ``(T,)``.
+
+    Also returns the AIF's peak on the fine grid, by which callers scale to HU or Delta R2*.
+    ``values`` holds ``cbf_ml_100g_min``, ``mtt_s``, ``delay_s`` and ``ta_s`` of every tissue set.
+    """
     n = len(values["cbf_ml_100g_min"]) + 2
     arterial, venous = n - 2, n - 1
-    cbf = np.concatenate([values["cbf_ml_100g_min"], [1.0, 1.0]])
-    mtt = np.concatenate([values["mtt_s"], [1.0, 1.0]])
-    delay = np.concatenate([values["delay_s"], [0.0, phys.vein_delay_s]]) + spec.injection_delay_s
-    ta = np.concatenate([values["ta_s"], [0.0, phys.vein_ta_s]])
     params = CurveParameters(
         aif_kind=np.full(n, aif.kind),
         aif_time_scale=np.full(n, aif.time_scale),
         aif_value_scale=np.full(n, aif.value_scale),
-        cbf_ml_100g_min=cbf,
-        mtt_s=mtt,
-        alpha=np.full(n, phys.alpha),
-        delay_s=delay,
-        ta_s=ta,
-        dt_s=np.full(n, spec.dt_s),
-        n_frames=np.full(n, spec.n_frames),
-        snr_db=np.full(n, np.inf),  # noise-free: the CT noise is added per voxel later
+        cbf_ml_100g_min=np.concatenate([values["cbf_ml_100g_min"], [1.0, 1.0]]),
+        mtt_s=np.concatenate([values["mtt_s"], [1.0, 1.0]]),
+        alpha=np.full(n, timing.alpha),
+        delay_s=np.concatenate([values["delay_s"], [0.0, timing.vein_delay_s]]) + timing.injection_delay_s,
+        ta_s=np.concatenate([values["ta_s"], [0.0, timing.vein_ta_s]]),
+        dt_s=np.full(n, timing.dt_s),
+        n_frames=np.full(n, timing.n_frames),
+        snr_db=np.full(n, np.inf),  # noise-free: the scanner's noise is added per voxel later
     )
     curves = simulate_curves(params, np.random.default_rng(0))
-    t_fine = np.arange(0.0, spec.n_frames * spec.dt_s, FINE_DT_S)
-    hu_per_unit = spec.arterial_peak_hu / float(scaled_aif(aif, t_fine).max())
-    table = hu_per_unit * curves.tissue_clean[:arterial]
-    return table, hu_per_unit * curves.local_aif[arterial], hu_per_unit * curves.local_aif[venous], hu_per_unit
+    t_fine = np.arange(0.0, timing.n_frames * timing.dt_s, FINE_DT_S)
+    peak = float(scaled_aif(aif, t_fine).max())
+    return curves.tissue_clean[:arterial], curves.local_aif[arterial], curves.local_aif[venous], peak
+
+
+def _curve_table(
+    values: dict[str, np.ndarray], spec: CtpSpec, phys: BrainPerfusion, aif: AifShape
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Noise-free enhancement (HU) of every unique tissue set ``(U, T)``, of arterial and of venous blood ``(T,)``."""
+    tissue, arterial, venous, peak = noise_free_curves(values, BolusTiming.of(spec, phys), aif)
+    hu_per_unit = spec.arterial_peak_hu / peak
+    return hu_per_unit * tissue, hu_per_unit * arterial, hu_per_unit * venous, hu_per_unit
 
 
 def _frames(

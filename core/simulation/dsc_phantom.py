@@ -27,10 +27,9 @@ from scipy import ndimage
 from core.errors import SimulationParameterError
 from core.geometry import Grid
 from core.labels import BrainTissue
-from core.perfusion.aif import AIF_KINDS, AifShape, scaled_aif
-from core.perfusion.simulation import FINE_DT_S, CurveParameters, simulate_curves
+from core.perfusion.aif import AIF_KINDS, AifShape
 from core.simulation.ctp_params import sample_head_params
-from core.simulation.ctp_phantom import AIF_TIME_SCALE, quantise
+from core.simulation.ctp_phantom import AIF_TIME_SCALE, BolusTiming, noise_free_curves, quantise
 from core.simulation.dsc_params import DscPhysiology, DscSpec, TumourParams, sample_tumour_params
 from core.simulation.head import HeadAnatomy, head_anatomy, smooth_field
 from core.simulation.shapes import centred_axes_mm
@@ -180,29 +179,9 @@ def _concentration_table(
     values: dict[str, np.ndarray], spec: DscSpec, phys: DscPhysiology, aif: AifShape
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Noise-free ``Delta R2*`` (1/s, full dose): tissue sets ``(U, T)``, arterial and venous blood ``(T,)``."""
-    n = len(values["cbf_ml_100g_min"]) + 2
-    cbf = np.concatenate([values["cbf_ml_100g_min"], [1.0, 1.0]])
-    mtt = np.concatenate([values["mtt_s"], [1.0, 1.0]])
-    delay = np.concatenate([values["delay_s"], [0.0, phys.vein_delay_s]]) + spec.injection_delay_s
-    ta = np.concatenate([values["ta_s"], [0.0, phys.vein_ta_s]])
-    params = CurveParameters(
-        aif_kind=np.full(n, aif.kind),
-        aif_time_scale=np.full(n, aif.time_scale),
-        aif_value_scale=np.full(n, aif.value_scale),
-        cbf_ml_100g_min=cbf,
-        mtt_s=mtt,
-        alpha=np.full(n, phys.alpha),
-        delay_s=delay,
-        ta_s=ta,
-        dt_s=np.full(n, spec.dt_s),
-        n_frames=np.full(n, spec.n_frames),
-        snr_db=np.full(n, np.inf),
-    )
-    curves = simulate_curves(params, np.random.default_rng(0))
-    t_fine = np.arange(0.0, spec.n_frames * spec.dt_s, FINE_DT_S)
-    per_unit = spec.arterial_peak_dr2_per_s / float(scaled_aif(aif, t_fine).max())
-    table = spec.tissue_relaxivity_ratio * per_unit * curves.tissue_clean[: n - 2]
-    return table, per_unit * curves.local_aif[n - 2], per_unit * curves.local_aif[n - 1], per_unit
+    tissue, arterial, venous, peak = noise_free_curves(values, BolusTiming.of(spec, phys), aif)
+    per_unit = spec.arterial_peak_dr2_per_s / peak
+    return spec.tissue_relaxivity_ratio * per_unit * tissue, per_unit * arterial, per_unit * venous, per_unit
 
 
 def baseline_signal(anatomy: HeadAnatomy, regions: np.ndarray, spec: DscSpec, phys: DscPhysiology) -> np.ndarray:
