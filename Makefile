@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SAMPLE ?= dicom_samples/thorax_small/dicom
 OUT ?= output/demo
 
-.PHONY: setup demo test lint bench weights weights-denoise weights-ctp clean
+.PHONY: setup demo test lint bench weights weights-denoise weights-ctp weights-dsc clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_ct_ventilation_calibration.py
 	$(PY) bench/bench_spect_denoising.py
 	$(PY) bench/bench_ctp_osvd.py
+	$(PY) bench/bench_dsc.py
 
 # Reproduce models/ddran_lung from phantoms on this CPU (about 55 minutes; COMPARE=1 adds the ARNN comparison)
 weights: $(STAMP)
@@ -47,6 +48,11 @@ weights-denoise: $(STAMP)
 # (about 30 minutes)
 weights-ctp: $(STAMP)
 	PY=$(PY) bash scripts/reproduce_ctp_weights.sh
+
+# Reproduce models/stunet_dsc (DSC-MRI stU-Net, seed 004) from brain-tumour DSC phantoms on two CPU threads,
+# then its Table 1 and the Eq. 1 validation (about 75 minutes)
+weights-dsc: $(STAMP)
+	PY=$(PY) bash scripts/reproduce_dsc_weights.sh
 
 clean:
 	rm -rf output .pytest_cache .mypy_cache .ruff_cache

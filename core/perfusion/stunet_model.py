@@ -2,6 +2,8 @@
 
 The network (``trainer.networks.stunet``) maps a strip of a standardised DSC sequence,
 ``(B, 1, frames, strip_h, strip_w)``, to the strip of the standardised CBV map, ``(B, 1, strip_h, strip_w)``.
+Any network with that contract loads the same way; ``metadata.json`` names it (``network.kind``:
+``"stunet"``, or ``"frame_channel_cnn"`` for the 2D CNN baseline of seed 004 Table 1).
 The contract (``metadata.json``, written by :mod:`trainer.dsc.export`) gives the preprocessing
 (:mod:`core.perfusion.stunet_preprocessing`) and its parameters: frames and frame step, the network's
 grid ``size``, the crop margin, the strip shape, the strides, the clip; a mismatch with this code raises
@@ -67,6 +69,9 @@ def check_stunet_contract(metadata: dict[str, Any]) -> None:
     network_input, output = metadata.get("input"), metadata.get("output")
     if not isinstance(network_input, dict) or not isinstance(output, dict):
         raise _fail("the stU-Net model's metadata lacks its input or output object")
+    network = metadata.get("network")
+    if not isinstance(network, dict) or not isinstance(network.get("kind"), str) or not network["kind"]:
+        raise _fail(f"the model's metadata must name its network kind (network.kind), got {network!r}")
     if network_input.get("preprocessing") != PREPROCESSING:
         raise _fail(f"the model was trained with other preprocessing ({network_input.get('preprocessing')})")
     if network_input.get("clip") != [-CLIP, CLIP] or output.get("clip") != [-CLIP, CLIP]:
@@ -105,7 +110,7 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 
 class StUNetModel:
-    """A TorchScript stU-Net and its contract, loaded once.
+    """A TorchScript stU-Net (or another network with its strip contract) and its contract, loaded once.
 
     Parameters
     ----------
@@ -139,11 +144,13 @@ class StUNetModel:
         self.margin_voxels: int = network_input["margin_voxels"]
         self.strip_shape: tuple[int, int] = (network_input["strip_shape"][0], network_input["strip_shape"][1])
         self.test_stride: int = network_input["test_stride"]
+        self.network_kind: str = self.metadata["network"]["kind"]
 
     @property
     def identity(self) -> str:
-        """``name version`` for provenance."""
-        return f"{self.metadata.get('name', self.folder.name)} {self.metadata.get('version', '?')}"
+        """``name version (network kind)`` for provenance."""
+        name = self.metadata.get("name", self.folder.name)
+        return f"{name} {self.metadata.get('version', '?')} ({self.network_kind})"
 
     def predict(
         self, signal: np.ndarray, times_s: np.ndarray, brain_mask: np.ndarray, test_stride: int | None = None

@@ -1,12 +1,15 @@
-"""stU-Net training on DSC phantoms (seed 004): split, doses, cache, masked loss, resume, export, app load, Table 1.
+"""stU-Net training on DSC phantoms (seed 004): split, doses, cache, masked loss, resume, export, app load, Table 1;
+the 2D CNN baseline (frames as channels): its configuration, training, export, app load and Table 1 column.
 
 Small phantoms (4 slices of 48 x 48, 40 frames at 1.5 s) under a test-only preset, resampled to 32 x 32 and 16
-frames at 2.5 s; a network of width 4 with two levels.  Tolerances: the standardised target has mean 0 and SD 1
+frames at 2.5 s; networks of width 4 with two levels.  Tolerances: the standardised target has mean 0 and SD 1
 over the brain within ``STANDARDISED_ATOL`` before clipping to [-5, 5] moves them (vessels reach the clip).
 """
 
 import json
 import math
+import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +22,25 @@ from core.simulation.dsc_phantom import make_dsc_phantom
 from trainer.dsc.config import (
     DscConfig,
     DscDataConfig,
+    DscFrameCnnConfig,
     DscModelConfig,
     DscOptimConfig,
     DscPreprocessingConfig,
+    dsc_config_from_dict,
     load_dsc_config,
 )
 from trainer.dsc.data import StripIndex, cache_folder, cached_case, case_doses, load_split, split_cases
-from trainer.dsc.evaluate import METRICS, evaluate
+from trainer.dsc.evaluate import METRICS, REFERENCES, evaluate
 from trainer.dsc.export import export
 from trainer.dsc.train import Run, build_network, masked_mse, train
 
 STANDARDISED_ATOL = 0.3
 TINY_SPEC = DscSpec((4, 48, 48), (5.0, 4.8, 4.8), dt_s=1.5, n_frames=40)
 CONFIG_FILE = Path(__file__).parents[2] / "trainer" / "configs" / "stunet_cpu.toml"
+FRAME_CNN_CONFIG_FILE = CONFIG_FILE.with_name("frame_cnn_cpu.toml")
+FRAME_CNN_CPU_PARAMETERS = 4_359_505
+"""Parameters of ``frame_cnn_cpu.toml``'s 2D CNN (64 frames, 3 levels, base width 48)."""
+TINY_FRAME_CNN = DscFrameCnnConfig(levels=2, base_channels=4, convs_per_level=1)
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning"),
@@ -156,3 +165,91 @@ def test_cpu_configuration_loads_and_builds():
     assert config.model.levels == 3 and config.preprocessing.frames == 64
     network = build_network(config)
     assert network.frames == 64 and network.size_multiple == 8
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory, tiny_preset) -> dict[str, Path]:
+    """A tiny stU-Net and a tiny 2D CNN, one epoch each on the same cases, exported as model folders."""
+    root = tmp_path_factory.mktemp("dsc_models")
+    stunet = tiny_config(root / "cache", epochs=1)
+    folders = {}
+    for name, config in (("stunet", stunet), ("cnn", replace(stunet, model=TINY_FRAME_CNN))):
+        train(config, root / "runs" / name)
+        folders[name] = export(root / "runs" / name, root / "models" / name, name=name, version="0.0.1")
+    return folders
+
+
+def test_model_kind_selects_the_table_and_its_keys():
+    assert dsc_config_from_dict({}).model == DscModelConfig()
+    cnn = dsc_config_from_dict({"model": {"kind": "frame_channel_cnn", "base_channels": 4}}).model
+    assert cnn == DscFrameCnnConfig(base_channels=4)
+    with pytest.raises(ValueError, match=r"for kind = 'frame_channel_cnn': \['temporal_kernel'\]; expected"):
+        dsc_config_from_dict({"model": {"kind": "frame_channel_cnn", "temporal_kernel": 7}})
+    with pytest.raises(ValueError, match=r"unknown keys in \[model\] for kind = 'stunet': \['kernel'\]"):
+        dsc_config_from_dict({"model": {"kernel": 3}})
+    with pytest.raises(ValueError, match=r"model\.kind must be one of"):
+        dsc_config_from_dict({"model": {"kind": "vit"}})
+    with pytest.raises(ValueError, match=r"DscModelConfig\.kind must be 'stunet'"):
+        DscModelConfig(kind="frame_channel_cnn")
+
+
+def test_a_run_without_model_kind_loads_as_the_stunet(tmp_path):
+    config = tiny_config(tmp_path / "cache")
+    old = json.loads(json.dumps(asdict(config), default=str))
+    del old["model"]["kind"]  # config.json of runs from before the 2D CNN baseline
+    assert dsc_config_from_dict(old) == dsc_config_from_dict(json.loads(json.dumps(asdict(config), default=str)))
+    assert isinstance(build_network(dsc_config_from_dict(old)), type(build_network(config)))
+
+
+def test_frame_cnn_configuration_shares_the_stunet_data_and_optimisation():
+    config, stunet = load_dsc_config(FRAME_CNN_CONFIG_FILE), load_dsc_config(CONFIG_FILE)
+    assert (config.data, config.preprocessing, config.optim) == (stunet.data, stunet.preprocessing, stunet.optim)
+    assert config.model.kind == "frame_channel_cnn" and stunet.model.kind == "stunet"
+    network = build_network(config)
+    assert type(network).__name__ == "FrameChannelCnn" and network.frames == 64 and network.size_multiple == 8
+    assert sum(p.numel() for p in network.parameters()) == FRAME_CNN_CPU_PARAMETERS
+
+
+def test_frame_cnn_trains_exports_and_predicts_in_the_app(tiny_models):
+    folder = tiny_models["cnn"]
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["network"] == {"kind": "frame_channel_cnn", "frames": 16, **TINY_FRAME_CNN.network_keywords()}
+    assert metadata["input"]["size_multiple"] == 4 and "2D CNN" in metadata["task"]
+    assert metadata["training"]["epochs"] == 1 and math.isfinite(metadata["val_metrics"]["val_loss"])
+    stunet_metadata = json.loads((tiny_models["stunet"] / "metadata.json").read_text())
+    assert stunet_metadata["network"]["kind"] == "stunet" and metadata["input"] == stunet_metadata["input"]
+
+    model = StUNetModel(folder)
+    assert model.identity == "cnn 0.0.1 (frame_channel_cnn)"
+    phantom = make_dsc_phantom(TINY_SPEC, int(metadata["trained_on"]["cases"]["test"][0]))
+    cbv = model.predict(phantom.signal, phantom.times_s, phantom.brain_mask)
+    assert cbv.shape == TINY_SPEC.shape and np.isfinite(cbv).all() and not cbv[~phantom.brain_mask].any()
+    assert cbv[phantom.brain_mask].std() > 0
+
+
+def test_evaluate_adds_the_baseline_column(tiny_models, tmp_path):
+    alone = evaluate(tiny_models["stunet"], tmp_path / "alone", progress=False)
+    both = evaluate(tiny_models["stunet"], tmp_path / "both", progress=False, baseline_dir=tiny_models["cnn"])
+    assert both["baseline"] == "cnn 0.0.1 (frame_channel_cnn)" and "baseline" not in alone
+    for dose, by_method in both["summary"].items():
+        assert list(by_method) == ["svd", "stunet", "cnn2d"] and list(alone["summary"][dose]) == ["svd", "stunet"]
+        assert by_method["stunet"] == alone["summary"][dose]["stunet"]  # scored exactly as without the baseline
+        assert len(both["per_case"][dose]["cnn2d"]["truth"]) == len(both["test_cases"])
+        assert all(not math.isnan(by_method["cnn2d"][r][k][0]) for r in REFERENCES for k in METRICS)
+    table = (tmp_path / "both" / "table.md").read_text()
+    assert "2D CNN (frames as channels) vs reference" in table and "paper Hess [8]" in table
+    assert "2D CNN" not in (tmp_path / "alone" / "table.md").read_text()
+    rows = (tmp_path / "both" / "table.csv").read_text().splitlines()
+    assert sum(",cnn2d," in row for row in rows) == 3 * len(REFERENCES) * len(METRICS)
+    assert (tmp_path / "both" / "figure1_cbv.png").stat().st_size > 0
+
+
+def test_evaluate_refuses_a_baseline_of_another_kind_or_other_test_cases(tiny_models, tmp_path):
+    with pytest.raises(ValueError, match="must be a frame_channel_cnn model"):
+        evaluate(tiny_models["stunet"], tmp_path / "eval", progress=False, baseline_dir=tiny_models["stunet"])
+    other = shutil.copytree(tiny_models["cnn"], tmp_path / "other_cases")
+    metadata = json.loads((other / "metadata.json").read_text())
+    metadata["training"]["config"]["data"]["seed"] = 100
+    (other / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match="test cases"):
+        evaluate(tiny_models["stunet"], tmp_path / "eval", progress=False, baseline_dir=other)

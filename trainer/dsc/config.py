@@ -1,4 +1,4 @@
-"""Configuration of a stU-Net run (seed 004): a TOML file loaded into frozen dataclasses.
+"""Configuration of a DSC run (seed 004): a TOML file loaded into frozen dataclasses.
 
 Defaults are seed 004's where it gives them (sections 3 and 4.2): 49 cases split 25/12/12, slices resampled
 to 256 x 256, strips sampled with a stride of 8 in training and 1 at test time, Adam with its default
@@ -6,16 +6,22 @@ hyper-parameters (learning rate 1e-3), an L2 loss, 200 epochs.  What the paper l
 choice (network widths in :mod:`trainer.networks.stunet`; strips of 32 rows across the whole width; batches
 of 16; one model for every dose, trained on doses drawn in ``[0.25, 1]``).
 ``trainer/configs/stunet_cpu.toml`` scales this down for two CPU threads.
+
+The network is the ``[model]`` table's ``kind``: ``"stunet"`` (the default, :class:`DscModelConfig`) or
+``"frame_channel_cnn"`` (the 2D CNN baseline with the frames as channels, :class:`DscFrameCnnConfig`,
+``trainer/configs/frame_cnn_cpu.toml``); the other keys of the table are the keywords of that kind's
+network, and a key of the other kind is an error.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from trainer.config import config_section
+from trainer.networks.frame_channel_cnn import POOL
 from trainer.networks.stunet import SPATIAL_STRIDE
 
 
@@ -81,6 +87,8 @@ class DscPreprocessingConfig:
 class DscModelConfig:
     """Keywords of :class:`trainer.networks.stunet.StUNet` (``frames`` comes from the preprocessing)."""
 
+    kind: str = "stunet"
+    """Always ``"stunet"``; a ``[model]`` table without ``kind`` is this one."""
     levels: int = 3
     base_channels: int = 16
     convs_per_level: int = 2
@@ -90,6 +98,69 @@ class DscModelConfig:
     temporal_kernel: int = 7
     temporal_stride: int = 4
     decoder_kernel: int = 5
+
+    def __post_init__(self) -> None:
+        _check_kind(self, "stunet")
+
+    @property
+    def size_multiple(self) -> int:
+        """What the strip's height and width must be multiples of."""
+        return SPATIAL_STRIDE**self.levels
+
+    @property
+    def frames_multiple(self) -> int:
+        """What the number of frames must be a multiple of."""
+        return self.temporal_stride**self.levels
+
+    def network_keywords(self) -> dict[str, Any]:
+        """The keywords of the network's constructor (every field but ``kind``)."""
+        return {k: v for k, v in asdict(self).items() if k != "kind"}
+
+
+@dataclass(frozen=True)
+class DscFrameCnnConfig:
+    """Keywords of :class:`trainer.networks.frame_channel_cnn.FrameChannelCnn`, the 2D CNN baseline."""
+
+    kind: str = "frame_channel_cnn"
+    """Always ``"frame_channel_cnn"``."""
+    levels: int = 3
+    base_channels: int = 32
+    convs_per_level: int = 2
+    kernel: int = 3
+    norm: str = "batch"
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        _check_kind(self, "frame_channel_cnn")
+
+    @property
+    def size_multiple(self) -> int:
+        """What the strip's height and width must be multiples of."""
+        return POOL**self.levels
+
+    @property
+    def frames_multiple(self) -> int:
+        """What the number of frames must be a multiple of (any number: the frames are channels)."""
+        return 1
+
+    def network_keywords(self) -> dict[str, Any]:
+        """The keywords of the network's constructor (every field but ``kind``)."""
+        return {k: v for k, v in asdict(self).items() if k != "kind"}
+
+
+MODEL_KINDS: dict[str, type[DscModelConfig] | type[DscFrameCnnConfig]] = {
+    "stunet": DscModelConfig,
+    "frame_channel_cnn": DscFrameCnnConfig,
+}
+"""The ``[model]`` table of each ``kind``; its allowed keys are the fields of that dataclass."""
+
+
+def _check_kind(model: DscModelConfig | DscFrameCnnConfig, expected: str) -> None:
+    if model.kind != expected:
+        raise ValueError(
+            f"{type(model).__name__}.kind must be {expected!r}, got {model.kind!r}; "
+            f"each of the kinds {sorted(MODEL_KINDS)} has its own dataclass (MODEL_KINDS)"
+        )
 
 
 @dataclass(frozen=True)
@@ -123,40 +194,58 @@ class DscConfig:
 
     data: DscDataConfig = field(default_factory=DscDataConfig)
     preprocessing: DscPreprocessingConfig = field(default_factory=DscPreprocessingConfig)
-    model: DscModelConfig = field(default_factory=DscModelConfig)
+    model: DscModelConfig | DscFrameCnnConfig = field(default_factory=DscModelConfig)
     optim: DscOptimConfig = field(default_factory=DscOptimConfig)
 
     def __post_init__(self) -> None:
-        multiple = SPATIAL_STRIDE**self.model.levels
+        multiple = self.model.size_multiple
         if any(s % multiple for s in self.preprocessing.strip_shape):
             raise ValueError(
                 f"strips {self.preprocessing.strip_shape} must be multiples of 2**model.levels = {multiple}"
             )
-        if self.preprocessing.frames % self.model.temporal_stride**self.model.levels:
+        if self.preprocessing.frames % self.model.frames_multiple:
             raise ValueError(
                 f"preprocessing.frames {self.preprocessing.frames} must be a multiple of "
-                f"model.temporal_stride**model.levels = {self.model.temporal_stride**self.model.levels}"
+                f"model.temporal_stride**model.levels = {self.model.frames_multiple}"
             )
 
 
 SECTIONS: dict[str, type] = {
     "data": DscDataConfig,
     "preprocessing": DscPreprocessingConfig,
-    "model": DscModelConfig,
     "optim": DscOptimConfig,
 }
+"""The tables whose dataclass is fixed; ``[model]``'s depends on its ``kind`` (:data:`MODEL_KINDS`)."""
 
 
 def load_dsc_config(path: Path) -> DscConfig:
     """Read a TOML file; a relative ``data.cache`` is taken relative to the working directory."""
     path = Path(path)
     raw = tomllib.loads(path.read_text())
-    unknown = sorted(set(raw) - set(SECTIONS))
+    known = sorted([*SECTIONS, "model"])
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ValueError(f"{path}: unknown sections {unknown}; known: {sorted(SECTIONS)}")
+        raise ValueError(f"{path}: unknown sections {unknown}; known: {known}")
     return dsc_config_from_dict(raw)
 
 
+def model_config(values: dict[str, Any]) -> DscModelConfig | DscFrameCnnConfig:
+    """The ``[model]`` table: the dataclass of its ``kind`` (``"stunet"`` when absent), keys checked against it."""
+    kind = values.get("kind", "stunet")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model.kind must be one of {sorted(MODEL_KINDS)}, got {kind!r}")
+    cls = MODEL_KINDS[kind]
+    allowed = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown keys in [model] for kind = {kind!r}: {unknown}; expected some of {allowed}")
+    return config_section(cls, values, "model")
+
+
 def dsc_config_from_dict(values: dict[str, Any]) -> DscConfig:
-    """The inverse of ``dataclasses.asdict`` (a run's ``config.json``); paths stay as written."""
-    return DscConfig(**{k: config_section(cls, values.get(k, {}), k) for k, cls in SECTIONS.items()})
+    """The inverse of ``dataclasses.asdict`` (a run's ``config.json``); paths stay as written.
+
+    A ``model`` without ``kind`` (runs and configurations older than the 2D CNN baseline) is a stU-Net.
+    """
+    sections = {k: config_section(cls, values.get(k, {}), k) for k, cls in SECTIONS.items()}
+    return DscConfig(model=model_config(values.get("model", {})), **sections)

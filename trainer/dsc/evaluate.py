@@ -1,6 +1,7 @@
 """Seed 004's Table 1 and Fig. 1 on held-out DSC phantoms: SVD and the stU-Net at full, half and quarter dose.
 
-``python -m trainer.dsc.evaluate --model models/stunet_dsc --out runs/stunet_eval [--test-stride 1]``
+``python -m trainer.dsc.evaluate --model models/stunet_dsc --out runs/stunet_eval [--test-stride 1]
+[--baseline models/frame_cnn_dsc]``
 
 The test cases are those of the model's own training configuration (``metadata.json``), never seen in
 training.  For every dose (1, 0.5, 0.25) and method -- SVD on the low-dose signal
@@ -19,6 +20,12 @@ the brain voxels).  Each metric is computed over the brain (tumour) voxels of ev
 averaged across those slices for a case, and reported as mean (SD) over the test cases.  Outputs:
 ``results.json`` (per case and summary), ``table.md`` and ``table.csv``, and ``figure1_cbv.png`` (CBV maps of one
 test case: true, reference, SVD and stU-Net at every dose).
+
+With ``--baseline`` (a model folder of ``network.kind`` ``"frame_channel_cnn"``, the 2D CNN with the frames as
+channels; :mod:`trainer.networks.frame_channel_cnn`), a third method ``cnn2d`` is scored exactly like the
+stU-Net and added to the per-case metrics, the summary, the tables (beside the paper's Hess et al. [8]
+column, a different architecture) and the figure.  The baseline must have been trained with the same phantom
+preset, test cases and preprocessing as the model (checked).  Without it the outputs are the two methods above.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,10 @@ METRICS = ("l2", "t_l2", "l1", "t_l1", "ssim")
 SCALES = {"l2": 100.0, "t_l2": 100.0, "l1": 100.0, "t_l1": 100.0, "ssim": 100.0}
 """Reported units as in seed 004 Table 1: L1 and L2 in 1e-2, SSIM in %."""
 METHODS = ("svd", "stunet")
+BASELINE = "cnn2d"
+"""The method of ``--baseline``."""
+LABELS = {"svd": "SVD", "stunet": "stU-Net", BASELINE: "2D CNN (frames as channels)"}
+PAPER_LABELS = {"svd": "paper Verbena", "stunet": "paper stU-Net", BASELINE: "paper Hess [8]"}
 REFERENCES = ("reference", "truth")
 SSIM_DATA_RANGE = 2 * CLIP
 PAPER_TABLE1 = {
@@ -61,6 +73,13 @@ PAPER_TABLE1 = {
 }
 """Seed 004 Table 1: mean (SD) over its 12 test patients of each of :data:`METRICS` in the table's units,
 against Verbena's full-dose maps (Verbena is our ``svd``)."""
+PAPER_HESS = {
+    "1": ((38.71, 15.06), (26.30, 67.29), (34.01, 5.49), (26.89, 21.51), (63.16, 5.71)),
+    "0.5": ((39.00, 15.95), (28.09, 72.44), (33.87, 6.04), (27.31, 22.47), (63.67, 5.47)),
+    "0.25": ((39.82, 15.86), (30.06, 70.35), (34.72, 6.09), (30.07, 22.32), (62.78, 5.37)),
+}
+"""Seed 004 Table 1's column of Hess et al. [8], as :data:`PAPER_TABLE1`: shown beside our ``cnn2d``, which
+follows the per-frame-channel 2D approach, not Hess et al.'s architecture."""
 
 
 def slice_metrics(prediction: np.ndarray, reference: np.ndarray, brain: np.ndarray, tumour: np.ndarray) -> dict:
@@ -104,23 +123,37 @@ def _cell(summary: dict[str, list[float]] | None, key: str) -> str:
     return f"{SCALES[key] * mean:.2f} ({SCALES[key] * sd:.2f})"
 
 
+def _paper_cell(method: str, dose: str, k: int) -> str:
+    """The paper's Table 1 entry of ``method`` (Hess et al. for ``cnn2d``), dose and ``METRICS[k]``."""
+    column = PAPER_HESS.get(dose) if method == BASELINE else PAPER_TABLE1.get(dose, {}).get(method)
+    return "(n/a)" if column is None else f"{column[k][0]:.2f} ({column[k][1]:.2f})"
+
+
+def _methods(results: dict[str, Any]) -> list[str]:
+    """The methods of ``results`` in order: :data:`METHODS`, then :data:`BASELINE` when it was scored."""
+    return list(next(iter(results.values())))
+
+
 def markdown_table(results: dict[str, Any], n_cases: int) -> str:
     """Our Table 1 against both references, next to the paper's numbers."""
+    methods = _methods(results)
+    columns = [f"{LABELS[m]} vs {r}" for r in REFERENCES for m in methods] + [PAPER_LABELS[m] for m in methods]
     lines = [
         f"Seed 004 Table 1 on {n_cases} held-out DSC phantoms: mean (SD) over cases; L1, L2 in 1e-2, SSIM in %.",
         "Standardised CBV over the brain, clipped to [-5, 5]; metrics per slice, averaged over slices.",
         "",
-        "| dose | metric | SVD vs reference | stU-Net vs reference | SVD vs truth | stU-Net vs truth "
-        "| paper Verbena | paper stU-Net |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dose | metric | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(columns),
     ]
     for dose, by_method in results.items():
-        paper = PAPER_TABLE1.get(dose, {})
         for key in METRICS:
-            cells = [_cell(by_method[m][r], key) for r in REFERENCES for m in METHODS]
+            cells = [_cell(by_method[m][r], key) for r in REFERENCES for m in methods]
             k = METRICS.index(key)
-            papers = [f"{paper[m][k][0]:.2f} ({paper[m][k][1]:.2f})" if m in paper else "(n/a)" for m in METHODS]
+            papers = [_paper_cell(m, dose, k) for m in methods]
             lines.append(f"| {dose} | {key.replace('_', '-').upper()} | " + " | ".join(cells + papers) + " |")
+    if BASELINE in methods:
+        note = f"{LABELS[BASELINE]}: the per-frame-channel 2D approach, not the architecture of Hess et al. [8]."
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
@@ -130,7 +163,7 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["dose", "method", "reference", "metric", "mean", "sd", "unit"])
         for dose, by_method in results.items():
-            for method in METHODS:
+            for method in by_method:
                 for reference in REFERENCES:
                     summary = by_method[method][reference]
                     for key in METRICS:
@@ -139,20 +172,24 @@ def write_csv(results: dict[str, Any], path: Path) -> None:
                         writer.writerow([dose, method, reference, key, SCALES[key] * mean, SCALES[key] * sd, unit])
 
 
-def plot_figure1(maps: dict[str, np.ndarray], brain: np.ndarray, doses: list[float], path: Path) -> Path:
-    """Fig. 1 of seed 004 for one slice: true and reference CBV, then SVD and stU-Net at every dose, with L1."""
+def plot_figure1(
+    maps: dict[str, np.ndarray], brain: np.ndarray, doses: list[float], path: Path, methods: Sequence[str] = METHODS
+) -> Path:
+    """Fig. 1 of seed 004 for one slice: true and reference CBV, then each of ``methods`` at every dose, with L1."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(doses), 4, figsize=(12, 3 * len(doses)), constrained_layout=True, squeeze=False)
+    columns = 2 + len(methods)
+    fig, axes = plt.subplots(
+        len(doses), columns, figsize=(3 * columns, 3 * len(doses)), constrained_layout=True, squeeze=False
+    )
     shown = {"vmin": -2.0, "vmax": CLIP, "cmap": "magma"}
     image = None
     for row, dose in enumerate(doses):
         panels = [("true CBV", maps["truth"]), ("SVD full dose (reference)", maps["reference"])] if row == 0 else []
-        panels += [(f"SVD, dose {dose:g}", maps[f"svd_{dose:g}"])]
-        panels += [(f"stU-Net, dose {dose:g}", maps[f"stunet_{dose:g}"])]
+        panels += [(f"{LABELS[m]}, dose {dose:g}", maps[f"{m}_{dose:g}"]) for m in methods]
         for col, ax in enumerate(axes[row]):
             ax.axis("off")
             index = col if row == 0 else col - 2
@@ -181,19 +218,22 @@ PerCase = dict[str, dict[str, dict[str, list[dict[str, float]]]]]
 
 
 def score_cases(
-    model: StUNetModel, cases: list[dict[str, np.ndarray]], doses: list[float], test_stride: int | None
+    networks: dict[str, StUNetModel], cases: list[dict[str, np.ndarray]], doses: list[float], test_stride: int | None
 ) -> tuple[PerCase, dict[str, np.ndarray]]:
-    """Metrics of every case, dose, method and reference, and the maps of the first case's figure slice."""
-    per_case: PerCase = {f"{d:g}": {m: {r: [] for r in REFERENCES} for m in METHODS} for d in doses}
+    """Metrics of every case, dose, method and reference, and the maps of the first case's figure slice.
+
+    The methods are SVD and each of ``networks`` (method name -> model), in that order.
+    """
+    methods = ["svd", *networks]
+    per_case: PerCase = {f"{d:g}": {m: {r: [] for r in REFERENCES} for m in methods} for d in doses}
     figure_maps: dict[str, np.ndarray] = {}
     for c, case in enumerate(cases):
         z = _figure_slice(case)
         references = {"reference": case["target"], "truth": case["truth"]}
         for d, dose in enumerate(doses):
-            maps = {
-                "svd": case["svd"][d],
-                "stunet": model.predict_prepared(case["dsc"][d].astype(np.float32), case["brain"], test_stride),
-            }
+            dsc = case["dsc"][d].astype(np.float32)
+            maps = {"svd": case["svd"][d]}
+            maps |= {m: network.predict_prepared(dsc, case["brain"], test_stride) for m, network in networks.items()}
             for method, values in maps.items():
                 for name, reference in references.items():
                     scores = case_metrics(values, reference, case["brain"], case["tumour"])
@@ -206,15 +246,59 @@ def score_cases(
     return per_case, figure_maps
 
 
-def evaluate(model_dir: Path, out: Path, *, test_stride: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Table 1 and Fig. 1 of the model in ``model_dir`` on its configuration's test cases, written into ``out``."""
+def load_baseline(folder: Path, config: DscConfig) -> StUNetModel:
+    """The 2D CNN baseline of ``folder``, checked against the evaluated model's ``config``.
+
+    Raises
+    ------
+    ValueError
+        If the baseline is not a ``frame_channel_cnn``, or was trained with another phantom preset, other test
+        cases or another preprocessing of the DSC (it could then have seen the test cases, or read other inputs).
+    """
+    baseline = StUNetModel(folder)
+    if baseline.network_kind != "frame_channel_cnn":
+        raise ValueError(f"--baseline {folder} must be a frame_channel_cnn model, got {baseline.network_kind!r}")
+    theirs = dsc_config_from_dict(baseline.metadata["training"]["config"])
+    compared = [
+        ("data.preset", config.data.preset, theirs.data.preset),
+        ("test cases", split_cases(config.data)["test"].tolist(), split_cases(theirs.data)["test"].tolist()),
+    ]
+    compared += [
+        (f"preprocessing.{k}", getattr(config.preprocessing, k), getattr(theirs.preprocessing, k))
+        for k in ("size", "frames", "frame_step_s", "margin_voxels")
+    ]
+    differences = [f"{name} ({other!r}, the model: {ours!r})" for name, ours, other in compared if ours != other]
+    if differences:
+        raise ValueError(
+            f"the baseline {folder} was trained with another {'; '.join(differences)}; "
+            "train it with the model's [data] and [preprocessing] tables"
+        )
+    return baseline
+
+
+def evaluate(
+    model_dir: Path,
+    out: Path,
+    *,
+    test_stride: int | None = None,
+    progress: bool = True,
+    baseline_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Table 1 and Fig. 1 of the model in ``model_dir`` on its configuration's test cases, written into ``out``.
+
+    ``baseline_dir``: a 2D CNN baseline (:func:`load_baseline`) scored as the method ``cnn2d``.
+    """
     out.mkdir(parents=True, exist_ok=True)
     model = StUNetModel(model_dir)
     config: DscConfig = dsc_config_from_dict(model.metadata["training"]["config"])
-    model.threads = config.optim.threads
+    networks = {"stunet": model}
+    if baseline_dir is not None:
+        networks[BASELINE] = load_baseline(baseline_dir, config)
+    for network in networks.values():
+        network.threads = config.optim.threads
     cases = load_split(config, "test", progress)
     doses = [float(d) for d in config.data.eval_doses]
-    per_case, figure_maps = score_cases(model, cases, doses, test_stride)
+    per_case, figure_maps = score_cases(networks, cases, doses, test_stride)
     results: dict[str, Any] = {}
     for dose_key, by_method in per_case.items():
         results[dose_key] = {m: {r: _summary(v) for r, v in refs.items()} for m, refs in by_method.items()}
@@ -227,11 +311,18 @@ def evaluate(model_dir: Path, out: Path, *, test_stride: int | None = None, prog
         "per_case": per_case,
         "paper": PAPER_TABLE1,
     }
+    if baseline_dir is not None:
+        baseline = networks[BASELINE]
+        record |= {
+            "baseline": baseline.identity,
+            "baseline_test_stride": baseline.test_stride if test_stride is None else test_stride,
+            "paper_hess": PAPER_HESS,
+        }
     (out / "results.json").write_text(json.dumps(record, indent=2))
     (out / "table.md").write_text(markdown_table(results, len(cases)))
     write_csv(results, out / "table.csv")
     brain = figure_maps.pop("brain").astype(bool)
-    plot_figure1(figure_maps, brain, doses, out / "figure1_cbv.png")
+    plot_figure1(figure_maps, brain, doses, out / "figure1_cbv.png", ["svd", *networks])
     return record
 
 
@@ -240,9 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="model folder (model.ts + metadata.json)")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.json, table.md/csv, figure")
     parser.add_argument("--test-stride", type=int, default=None, help="strip stride (default: the metadata's)")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="MODEL_DIR", help="a frame_channel_cnn model folder, scored as cnn2d"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    evaluate(args.model, args.out, test_stride=args.test_stride)
+    evaluate(args.model, args.out, test_stride=args.test_stride, baseline_dir=args.baseline)
     print((args.out / "table.md").read_text())
     return 0
 

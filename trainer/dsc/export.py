@@ -1,12 +1,13 @@
-"""Export a trained stU-Net as ``models/<name>/model.ts`` plus ``metadata.json``.
+"""Export a trained stU-Net (or 2D CNN baseline) as ``models/<name>/model.ts`` plus ``metadata.json``.
 
 ``python -m trainer.dsc.export --run runs/stunet_dsc --out models/stunet_dsc``
 
 The metadata is the model's contract with the application (checked by
 :class:`core.perfusion.stunet_model.StUNetModel`): the strip the network takes and returns, the
 preprocessing of seed 004 with its parameters (frames, frame step, grid size, crop margin, baseline
-frames, clip, strip shape and strides), the training (cases, doses, epochs, history) and the
-validation losses of the last epoch.
+frames, clip, strip shape and strides), the network (``network.kind``: ``"stunet"`` or
+``"frame_channel_cnn"``, and its keywords), the training (cases, doses, epochs, history) and the
+validation losses of the last epoch.  Both kinds share the strip contract, so the app loads either.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from trainer.dsc.config import DscConfig, dsc_config_from_dict
 from trainer.dsc.data import split_cases
 from trainer.dsc.train import load_trained
 from trainer.export import SYNTHETIC_NOTICE, display_path, script_module, write_model_folder
-from trainer.networks.stunet import SPATIAL_STRIDE
+
+TASKS = {
+    "stunet": "DSC-MRI perfusion: raw DSC strips -> standardised CBV strips (stU-Net, seed 004)",
+    "frame_channel_cnn": "DSC-MRI perfusion: raw DSC strips -> standardised CBV strips (2D CNN with the frames "
+    "as channels, the baseline of seed 004 Table 1)",
+}
+"""``task`` of the metadata for each ``network.kind``."""
 
 
 def stunet_metadata(config: DscConfig, state: dict[str, Any], *, name: str, version: str) -> dict[str, Any]:
@@ -41,10 +48,10 @@ def stunet_metadata(config: DscConfig, state: dict[str, Any], *, name: str, vers
         "metadata_version": STUNET_METADATA_VERSION,
         "name": name,
         "version": version,
-        "task": "DSC-MRI perfusion: raw DSC strips -> standardised CBV strips (stU-Net, seed 004)",
+        "task": TASKS[config.model.kind],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__,
-        "network": {"kind": "stunet", "frames": p.frames, **asdict(config.model)},
+        "network": {"kind": config.model.kind, "frames": p.frames, **config.model.network_keywords()},
         "input": {
             "shape": ["B", 1, p.frames, *strip],
             "dtype": "float32",
@@ -56,7 +63,7 @@ def stunet_metadata(config: DscConfig, state: dict[str, Any], *, name: str, vers
             "baseline_frames": BASELINE_FRAMES,
             "clip": [-CLIP, CLIP],
             "strip_shape": strip,
-            "size_multiple": SPATIAL_STRIDE**config.model.levels,
+            "size_multiple": config.model.size_multiple,
             "train_stride": p.train_stride,
             "test_stride": p.test_stride,
             "preprocessing": dict(PREPROCESSING),
@@ -103,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.dsc.export", description=__doc__)
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--name", default="stunet_dsc")
+    parser.add_argument("--name", help="model name in the metadata (default: the name of --out)")
     parser.add_argument("--version", default="1.0.0")
     args = parser.parse_args(argv)
-    print(export(args.run, args.out, name=args.name, version=args.version))
+    print(export(args.run, args.out, name=args.name or args.out.name, version=args.version))
     return 0
 
 

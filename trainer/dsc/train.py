@@ -1,6 +1,8 @@
-"""Train seed 004's stU-Net on DSC phantoms.
+"""Train seed 004's stU-Net, or the 2D CNN baseline with the frames as channels, on DSC phantoms.
 
 ``python -m trainer.dsc.train --config trainer/configs/stunet_cpu.toml --run runs/stunet_dsc``
+
+The network is the configuration's ``model.kind`` (:func:`build_network`); everything else is shared.
 
 Cases are simulated, preprocessed and cached once (:mod:`trainer.dsc.data`) and split by case
 (``<run>/split.json``; the test cases are never loaded here).  Every epoch draws ``strips_per_epoch`` of the
@@ -28,8 +30,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from trainer.dsc.config import DscConfig, load_dsc_config
+from trainer.dsc.config import DscConfig, DscFrameCnnConfig, load_dsc_config
 from trainer.dsc.data import StripIndex, load_split, split_cases
+from trainer.networks.frame_channel_cnn import FrameChannelCnn
 from trainer.networks.stunet import StUNet
 
 logger = logging.getLogger(__name__)
@@ -37,9 +40,12 @@ logger = logging.getLogger(__name__)
 Batch = dict[str, torch.Tensor]
 
 
-def build_network(config: DscConfig) -> StUNet:
-    """The configured network."""
-    return StUNet(frames=config.preprocessing.frames, **asdict(config.model))
+def build_network(config: DscConfig) -> StUNet | FrameChannelCnn:
+    """The network of ``config.model.kind``: the stU-Net or the 2D CNN with the frames as channels."""
+    keywords = config.model.network_keywords()
+    if isinstance(config.model, DscFrameCnnConfig):
+        return FrameChannelCnn(frames=config.preprocessing.frames, **keywords)
+    return StUNet(frames=config.preprocessing.frames, **keywords)
 
 
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -195,7 +201,7 @@ def train(config: DscConfig, folder: Path, *, stop_after: int | None = None, max
     return run
 
 
-def load_trained(config: DscConfig, folder: Path) -> tuple[StUNet, dict]:
+def load_trained(config: DscConfig, folder: Path) -> tuple[StUNet | FrameChannelCnn, dict]:
     """The network of ``folder``'s checkpoint in eval mode, and the checkpoint."""
     model = build_network(config)
     state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)

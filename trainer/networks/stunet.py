@@ -42,7 +42,8 @@ SPATIAL_STRIDE = 2
 """Factor by which every level divides the strip's height and width (and the decoder multiplies them)."""
 
 
-def _norm(kind: str, channels: int, dims: int) -> nn.Module:
+def norm_layer(kind: str, channels: int, dims: int) -> nn.Module:
+    """The normalisation ``kind`` (one of :data:`NORMS`) of ``channels`` maps in ``dims`` (2 or 3) dimensions."""
     if kind == "batch":
         return nn.BatchNorm3d(channels) if dims == 3 else nn.BatchNorm2d(channels)
     if kind == "instance":
@@ -50,7 +51,8 @@ def _norm(kind: str, channels: int, dims: int) -> nn.Module:
     return nn.Identity()
 
 
-def _activation(kind: str, channels: int) -> nn.Module:
+def activation_layer(kind: str, channels: int) -> nn.Module:
+    """The activation ``kind`` (one of :data:`ACTIVATIONS`); PReLU learns one slope per channel."""
     if kind == "relu":
         return nn.ReLU(inplace=True)
     if kind == "leaky_relu":
@@ -62,9 +64,9 @@ def _activation(kind: str, channels: int) -> nn.Module:
     return nn.GELU()
 
 
-def _unit(conv: nn.Module, channels: int, dims: int, norm: str, activation: str) -> nn.Sequential:
+def conv_unit(conv: nn.Module, channels: int, dims: int, norm: str, activation: str) -> nn.Sequential:
     """A convolution followed by its normalisation and activation."""
-    return nn.Sequential(conv, _norm(norm, channels, dims), _activation(activation, channels))
+    return nn.Sequential(conv, norm_layer(norm, channels, dims), activation_layer(activation, channels))
 
 
 class DecoderStage(nn.Module):
@@ -76,11 +78,11 @@ class DecoderStage(nn.Module):
         super().__init__()
         bias = norm == "none"
         up = nn.ConvTranspose2d(in_channels, out_channels, SPATIAL_STRIDE, stride=SPATIAL_STRIDE, bias=bias)
-        self.up = _unit(up, out_channels, 2, norm, activation)
+        self.up = conv_unit(up, out_channels, 2, norm, activation)
         layers = []
         for width in [2 * out_channels] + [out_channels] * (convs - 1):
             conv = nn.Conv2d(width, out_channels, kernel, padding=kernel // 2, bias=bias)
-            layers.append(_unit(conv, out_channels, 2, norm, activation))
+            layers.append(conv_unit(conv, out_channels, 2, norm, activation))
         self.convs = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -163,11 +165,11 @@ class StUNet(nn.Module):
                 previous = in_channels
             else:
                 conv = nn.Conv3d(widths[level - 1], width, down, stride=down, bias=bias)
-                layers.append(_unit(conv, width, 3, norm, activation))
+                layers.append(conv_unit(conv, width, 3, norm, activation))
                 previous = width
             for _ in range(convs_per_level):
                 conv = nn.Conv3d(previous, width, kernel, padding=padding, bias=bias)
-                layers.append(_unit(conv, width, 3, norm, activation))
+                layers.append(conv_unit(conv, width, 3, norm, activation))
                 previous = width
             stages.append(nn.Sequential(*layers))
         self.encoder = nn.ModuleList(stages)

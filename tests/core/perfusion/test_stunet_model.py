@@ -82,7 +82,7 @@ def test_predict_shapes_zero_outside_and_threads_restored(stunet_folder):
     signal, times, brain = acquisition()
     cbv = model.predict(signal, times, brain)
     assert torch.get_num_threads() == threads
-    assert model.identity == "stunet_test 0.0.1" and model.test_stride == 4
+    assert model.identity == "stunet_test 0.0.1 (stunet)" and model.test_stride == 4
     assert cbv.shape == (NZ, NY, NX) and cbv.dtype == np.float32 and np.isfinite(cbv).all()
     assert not cbv[~brain].any() and cbv[brain].std() > 0
 
@@ -129,6 +129,8 @@ def metadata() -> dict:
         (lambda m: m["input"].update(strip_shape=[6, 32]), "strips"),
         (lambda m: m["output"].update(name="cbf"), "returns"),
         (lambda m: m.pop("input"), "input or output"),
+        (lambda m: m.pop("network"), "network kind"),
+        (lambda m: m["network"].update(kind=""), "network kind"),
     ],
 )
 def test_contract_mismatch_raises(change, match):

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Reproduce the shipped DSC-MRI stU-Net (models/stunet_dsc, seed 004) on a CPU machine:
+# brain-tumour DSC phantoms (core.simulation.dsc_phantom, cached under data/dsc_cases) with Eq. 1 low doses
+# -> training on two threads with trainer/configs/stunet_cpu.toml (runs/stunet_dsc)
+# -> TorchScript export with metadata.json -> the paper's Table 1 on the held-out phantoms (runs/stunet_eval).
+# Measured: see CHANGELOG.
+# Usage: bash scripts/reproduce_dsc_weights.sh        (or: make weights-dsc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+ulimit -s 32768 || true
+start=$(date +%s)
+$PY -m trainer.dsc.train --config trainer/configs/stunet_cpu.toml --run runs/stunet_dsc
+echo "trained after $(( $(date +%s) - start )) s"
+$PY -m trainer.dsc.export --run runs/stunet_dsc --out models/stunet_dsc --version "${VERSION:-1.0.0}"
+echo "models/stunet_dsc written after $(( $(date +%s) - start )) s"
+$PY -m trainer.dsc.evaluate --model models/stunet_dsc --out runs/stunet_eval
+$PY -m trainer.low_dose_validation --out runs/dsc_low_dose
+echo "evaluated after $(( $(date +%s) - start )) s"
