@@ -2,7 +2,9 @@
 # Reproduce the shipped DSC-MRI stU-Net (models/stunet_dsc, seed 004) on a CPU machine:
 # brain-tumour DSC phantoms (core.simulation.dsc_phantom, cached under data/dsc_cases) with Eq. 1 low doses
 # -> training on two threads with trainer/configs/stunet_cpu.toml (runs/stunet_dsc)
-# -> TorchScript export with metadata.json -> the paper's Table 1 on the held-out phantoms (runs/stunet_eval).
+# -> TorchScript export with metadata.json; the same for the per-frame-channel 2D CNN baseline
+# (trainer/configs/frame_cnn_cpu.toml, runs/frame_cnn_dsc_model) -> the paper's Table 1 on the held-out phantoms
+# with both networks and SVD (runs/stunet_eval), and the Eq. 1 validation (runs/dsc_low_dose).
 # Measured: see CHANGELOG.
 # Usage: bash scripts/reproduce_dsc_weights.sh        (or: make weights-dsc)
 set -euo pipefail
@@ -14,6 +16,9 @@ $PY -m trainer.dsc.train --config trainer/configs/stunet_cpu.toml --run runs/stu
 echo "trained after $(( $(date +%s) - start )) s"
 $PY -m trainer.dsc.export --run runs/stunet_dsc --out models/stunet_dsc --version "${VERSION:-1.0.0}"
 echo "models/stunet_dsc written after $(( $(date +%s) - start )) s"
-$PY -m trainer.dsc.evaluate --model models/stunet_dsc --out runs/stunet_eval
+$PY -m trainer.dsc.train --config trainer/configs/frame_cnn_cpu.toml --run runs/frame_cnn_dsc
+$PY -m trainer.dsc.export --run runs/frame_cnn_dsc --out runs/frame_cnn_dsc_model --version "${VERSION:-1.0.0}"
+echo "runs/frame_cnn_dsc_model written after $(( $(date +%s) - start )) s"
+$PY -m trainer.dsc.evaluate --model models/stunet_dsc --baseline runs/frame_cnn_dsc_model --out runs/stunet_eval
 $PY -m trainer.low_dose_validation --out runs/dsc_low_dose
 echo "evaluated after $(( $(date +%s) - start )) s"

@@ -1,7 +1,7 @@
 """Seed 004's Table 1 and Fig. 1 on held-out DSC phantoms: SVD and the stU-Net at full, half and quarter dose.
 
 ``python -m trainer.dsc.evaluate --model models/stunet_dsc --out runs/stunet_eval [--test-stride 1]
-[--baseline models/frame_cnn_dsc]``
+[--baseline runs/frame_cnn_dsc_model]``
 
 The test cases are those of the model's own training configuration (``metadata.json``), never seen in
 training.  For every dose (1, 0.5, 0.25) and method -- SVD on the low-dose signal
