@@ -107,13 +107,14 @@ def write_parametric_map(
     description: MapDescription,
     algorithm_name: str,
     algorithm_version: str,
+    signed: bool = False,
 ) -> Path:
     """Write ``values`` as a float Parametric Map of the CT slices ``ct_datasets``.
 
     Parameters
     ----------
     values
-        ``(slices, rows, columns)`` finite, non-negative map in the CT volume layout.
+        ``(slices, rows, columns)`` finite map in the CT volume layout, non-negative unless ``signed``.
     ct_datasets
         The CT series' slices (headers suffice), in any order.
     out_path
@@ -122,6 +123,8 @@ def write_parametric_map(
         Quantity, labels and series.
     algorithm_name, algorithm_version
         The model and application that computed the map.
+    signed
+        Accept negative values (a z-score map); the real-world value range then starts at the minimum.
 
     Returns
     -------
@@ -131,14 +134,15 @@ def write_parametric_map(
     Raises
     ------
     ValueError
-        If the shape is not the CT volume's, a value is negative or not finite, or the map is 0 everywhere.
+        If the shape is not the CT volume's, a value is not finite or (unless ``signed``) negative, or the map
+        is 0 everywhere.
     """
     slices = sorted_along_normal(ct_datasets)
     expected = (len(slices), int(slices[0].Rows), int(slices[0].Columns))
     if values.shape != expected:
         raise ValueError(f"map must have the CT volume's shape (slices, rows, columns) {expected}, got {values.shape}")
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise ValueError("map values must be finite and non-negative")
+    if not np.all(np.isfinite(values)) or (not signed and np.any(values < 0)):
+        raise ValueError("map values must be finite" + ("" if signed else " and non-negative"))
     kept = np.flatnonzero(values.reshape(len(slices), -1).any(axis=1))
     if kept.size == 0:
         raise ValueError("the map is 0 everywhere; there is nothing to write")
@@ -147,7 +151,7 @@ def write_parametric_map(
         lut_label=description.lut_label,
         lut_explanation=description.lut_explanation,
         unit=description.unit,
-        value_range=(0.0, float(max(1.0, frames.max()))),
+        value_range=(min(0.0, float(frames.min())), float(max(1.0, frames.max()))),
         slope=1.0,
         intercept=0.0,
         quantity_definition=description.quantity,

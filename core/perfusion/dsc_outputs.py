@@ -169,6 +169,7 @@ def write_dsc_outputs(
                     description=description,
                     algorithm_name=algorithm_name,
                     algorithm_version=algorithm_version,
+                    signed=name == "cbv_stunet",
                 )
         return written
 

@@ -15,7 +15,7 @@ import numpy as np
 import pydicom
 
 from app.__main__ import EXIT_OK
-from tests.app.conftest import DSC_STUDY
+from tests.app.conftest import DSC_STUDY, run_app_process
 from tests.dciodvfy import dciodvfy_errors
 
 Run = tuple[subprocess.CompletedProcess[str], Path]
@@ -74,3 +74,19 @@ def test_cbv_map_follows_the_phantom_truth(dsc_run: Run) -> None:
     assert np.corrcoef(cbv[tissue], true_cbv[tissue])[0, 1] > 0.8
     normal = tissue & ~tumour
     assert cbv[tumour].mean() > 2.0 * np.median(cbv[normal])
+
+
+def test_stunet_adds_its_cbv_map(tmp_path: Path) -> None:
+    process = run_app_process("-i", DSC_STUDY / "dicom", "-o", tmp_path / "out", "--dsc-stunet")
+    assert process.returncode == EXIT_OK, process.stderr[-3000:]
+    output = tmp_path / "out"
+    path = output / "dsc_cbv_stunet.dcm"
+    assert dciodvfy_errors(path) == []
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    assert ds.StudyInstanceUID == _first_source().StudyInstanceUID
+    record = json.loads((output / "run_record.json").read_text())["dsc_perfusion"]
+    assert record["stunet_model"].startswith("stunet_dsc ")
+    truth = np.load(DSC_STUDY / "ground_truth" / "truth.npz")
+    tissue = truth["tissue_mask"]
+    cbv = _volume(path, truth["cbv_ml_100g"].shape)
+    assert np.corrcoef(cbv[tissue], truth["cbv_ml_100g"][tissue])[0, 1] > 0.7
