@@ -76,13 +76,7 @@ class CtPerfusionOperator(Operator):
 
     def compute(self, op_input: InputContext, op_output: OutputContext, context: ExecutionContext) -> None:
         """Analyse when a CT perfusion series was chosen; pass the file list on."""
-        selected = op_input.receive(self.INPUT_CTP_SERIES)
-        earlier = op_input.receive(self.INPUT_FILES)
-        if not isinstance(selected, list) or not all(isinstance(s, StudySelectedSeries) for s in selected):
-            raise TypeError(f"{self.INPUT_CTP_SERIES} must be a list of StudySelectedSeries")
-        if not isinstance(earlier, list) or not all(isinstance(f, OutputFile) for f in earlier):
-            raise TypeError(f"{self.INPUT_FILES} must be a list of OutputFile")
-        written = list(earlier)
+        selected, written = received_series_and_files(op_input, self.INPUT_CTP_SERIES, self.INPUT_FILES)
         summary = None
         paths = files_of_role(selected, CTP, "CT perfusion")
         if paths:
@@ -115,6 +109,19 @@ class CtPerfusionOperator(Operator):
         )
         written += [OutputFile.from_dicom(path, self._output_dir) for path in files.values()]
         return ctp_summary(result, series.grid, identity)
+
+
+def received_series_and_files(
+    op_input: InputContext, series_port: str, files_port: str
+) -> tuple[list[StudySelectedSeries], list[OutputFile]]:
+    """The chosen series and a copy of the files written so far, received and type-checked."""
+    selected = op_input.receive(series_port)
+    earlier = op_input.receive(files_port)
+    if not isinstance(selected, list) or not all(isinstance(s, StudySelectedSeries) for s in selected):
+        raise TypeError(f"{series_port} must be a list of StudySelectedSeries")
+    if not isinstance(earlier, list) or not all(isinstance(f, OutputFile) for f in earlier):
+        raise TypeError(f"{files_port} must be a list of OutputFile")
+    return selected, list(earlier)
 
 
 def files_of_role(selected: list[StudySelectedSeries], role: str, what: str) -> list[Path]:

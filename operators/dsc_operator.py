@@ -8,14 +8,13 @@ from typing import Any
 
 from holoscan.core import ExecutionContext, InputContext, OutputContext
 from monai.deploy.core import ConditionType, Fragment, Operator, OperatorSpec
-from monai.deploy.core.domain.dicom_series_selection import StudySelectedSeries
 
 from core.dicom.dsc_reader import read_dsc
 from core.perfusion.dsc import DscSettings, analyse_dsc
 from core.perfusion.dsc_outputs import DscSeriesNumbers, dsc_maps, dsc_summary, write_dsc_outputs
 from core.perfusion.stunet_model import StUNetModel
 from core.run_record import OutputFile, StageTimings
-from operators.ctp_operator import files_of_role
+from operators.ctp_operator import files_of_role, received_series_and_files
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +76,7 @@ class DscPerfusionOperator(Operator):
 
     def compute(self, op_input: InputContext, op_output: OutputContext, context: ExecutionContext) -> None:
         """Analyse when a DSC series was chosen; pass the file list on."""
-        selected = op_input.receive(self.INPUT_DSC_SERIES)
-        earlier = op_input.receive(self.INPUT_FILES)
-        if not isinstance(selected, list) or not all(isinstance(s, StudySelectedSeries) for s in selected):
-            raise TypeError(f"{self.INPUT_DSC_SERIES} must be a list of StudySelectedSeries")
-        if not isinstance(earlier, list) or not all(isinstance(f, OutputFile) for f in earlier):
-            raise TypeError(f"{self.INPUT_FILES} must be a list of OutputFile")
-        written = list(earlier)
+        selected, written = received_series_and_files(op_input, self.INPUT_DSC_SERIES, self.INPUT_FILES)
         summary = None
         paths = files_of_role(selected, DSC, "DSC perfusion")
         if paths:
