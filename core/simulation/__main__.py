@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         "--kind",
         choices=(*STUDY_KINDS, CTP_KIND, DSC_KIND),
         default="lung",
-        help="lung: CT+Q+V SPECT; bone: CT+MDP SPECT; nema: NEMA IEC phantom; ctp: brain CT perfusion; "
+        help="lung: CT+Q+V SPECT; bone: CT+MDP SPECT; lung_bone: CT+Q+V+1/7-time MDP SPECT; nema: NEMA IEC "
+        "phantom; ctp: brain CT perfusion; "
         "dsc: brain-tumour DSC-MRI perfusion",
     )
     parser.add_argument(

@@ -4,7 +4,9 @@ A *lung* study holds a chest CT and Tc-99m MAA perfusion and Tc-99m Technegas ve
 SPECT (seed 000/001 protocol: 60 views x 30 s over 360 degrees, 128^3 at 4.42 mm).  A *bone*
 study holds a CT and two Tc-99m MDP SPECT acquisitions of the same object, standard
 (20 s/view) and 1/7-time (3 s/view), 60 views (seed 003 protocol).  A *nema* study acquires
-the NEMA IEC body phantom (spheres 12:1, seed 003) both ways, for evaluation only.  All series share one
+the NEMA IEC body phantom (spheres 12:1, seed 003) both ways, for evaluation only.  A *lung_bone*
+study holds the lung study's series plus the 1/7-time bone SPECT of the same phantom, on the chest
+CT's coverage (the whole-pipeline benchmark's study).  All series share one
 Frame of Reference.  Output layout::
 
     OUT/dicom/CT_0001.dcm ...           CT Image Storage, one file per slice
@@ -42,7 +44,7 @@ from core.simulation.tracers import bone_activity, mu_source_hu, perfusion_activ
 
 logger = logging.getLogger(__name__)
 
-STUDY_KINDS = ("lung", "bone", "nema")
+STUDY_KINDS = ("lung", "bone", "nema", "lung_bone")
 BONE_COVERAGE_FACTOR = 2.0
 """Bone studies cover twice the chest CT length: thorax and abdomen down to the bladder."""
 
@@ -222,24 +224,28 @@ def _generate_nema(tmp: Path, spec: StudySpec, seed: int, kind: str, progress: C
 def spect_acquisitions(
     phantom: ThoraxPhantom, spec: StudySpec, kind: str, rng: np.random.Generator, extra: dict[str, np.ndarray]
 ) -> list[tuple[str, np.ndarray, SpectAcquisition, str]]:
-    """(name, activity MBq per function voxel, protocol, tracer) of each SPECT of a lung or bone study.
+    """(name, activity MBq per function voxel, protocol, tracer) of each SPECT of a study.
 
-    Bone studies also put their lesion masks into ``extra``.
+    A *lung_bone* study has the lung pair and the 1/7-time bone SPECT of the same phantom.  Bone
+    studies also put their lesion masks into ``extra``.
     """
-    if kind == "lung":
+    scans = []
+    if kind in ("lung", "lung_bone"):
         lung = SpectAcquisition(time_per_view_s=spec.lung_time_per_view_s)
-        return [
+        scans += [
             ("perfusion", perfusion_activity(phantom), lung, "perfusion"),
             ("ventilation", ventilation_activity(phantom), lung, "ventilation"),
         ]
-    bone = bone_activity(phantom, rng, max_soft_tissue_lesions=spec.bone_soft_tissue_lesions)
-    extra["bone_lesion_mask"] = bone.lesion_mask
-    extra["function_bone_lesion_mask"] = bone.function_lesion_mask.astype(np.uint8)
-    activity = bone.activity_mbq
-    return [
-        ("bone_standard", activity, SpectAcquisition(time_per_view_s=spec.bone_standard_time_per_view_s), "bone"),
-        ("bone_fast", activity, SpectAcquisition(time_per_view_s=spec.bone_fast_time_per_view_s), "bone"),
-    ]
+    if kind in ("bone", "lung_bone"):
+        bone = bone_activity(phantom, rng, max_soft_tissue_lesions=spec.bone_soft_tissue_lesions)
+        extra["bone_lesion_mask"] = bone.lesion_mask
+        extra["function_bone_lesion_mask"] = bone.function_lesion_mask.astype(np.uint8)
+        if kind == "bone":
+            standard = SpectAcquisition(time_per_view_s=spec.bone_standard_time_per_view_s)
+            scans.append(("bone_standard", bone.activity_mbq, standard, "bone"))
+        fast = SpectAcquisition(time_per_view_s=spec.bone_fast_time_per_view_s)
+        scans.append(("bone_fast", bone.activity_mbq, fast, "bone"))
+    return scans
 
 
 def _description(name: str, acquisition: SpectAcquisition) -> str:

@@ -16,7 +16,12 @@ TINY = StudySpec((48, 96, 96), (6.0, 4.2, 4.2), recon=ReconParams(iterations=2, 
 
 
 @pytest.mark.parametrize(
-    "kind, series", [("lung", {"PERFUSION", "VENTILATION"}), ("bone", {"BONE_STANDARD", "BONE_FAST"})]
+    "kind, series",
+    [
+        ("lung", {"PERFUSION", "VENTILATION"}),
+        ("bone", {"BONE_STANDARD", "BONE_FAST"}),
+        ("lung_bone", {"PERFUSION", "VENTILATION", "BONE_FAST"}),
+    ],
 )
 def test_study_layout_and_shared_frame_of_reference(tmp_path, kind, series):
     record = generate_study(tmp_path / "case", TINY, seed=4, kind=kind)
