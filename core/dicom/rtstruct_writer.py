@@ -67,6 +67,7 @@ import pydicom
 from highdicom.sr import CodedConcept
 from matplotlib.colors import to_rgb
 from pydicom import Dataset
+from pydicom.charset import default_encoding
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
@@ -162,9 +163,16 @@ def trace_contours(mask: np.ndarray) -> list[np.ndarray]:
     list of numpy.ndarray
         One ``(n, 2)`` array of (row, column) indices per contour, closing point not repeated.
     """
-    padded = np.pad(mask, 1).astype(np.float32)
+    rows = np.flatnonzero(mask.any(axis=1))
+    columns = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return []
+    # Trace only the mask's bounding box (padded by one voxel): the same contours, many fewer voxels.
+    box = mask[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    padded = np.pad(box, 1).astype(np.float32)
     contours = find_contours(padded, CONTOUR_LEVEL, fully_connected="low")
-    return [_without_collinear_points(contour[:-1]) - 1.0 for contour in contours]
+    offset = np.array([rows[0] - 1.0, columns[0] - 1.0])
+    return [_without_collinear_points(contour[:-1]) + offset for contour in contours]
 
 
 def _without_collinear_points(ring: np.ndarray) -> np.ndarray:
@@ -224,15 +232,20 @@ def _decimal_strings(tag: BaseTag, values: np.ndarray) -> RawDataElement:
 def _contour_items(mask: np.ndarray, ct: Dataset, first_number: int) -> list[Dataset]:
     """ContourSequence items of one slice, numbered from ``first_number``."""
     plane = SlicePlane.from_dataset(ct)
+    image = _image_reference(ct)  # one item, shared by the slice's contours (pydicom writes it for each)
+    image.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
     items = []
     for number, rows_cols in enumerate(trace_contours(mask), start=first_number):
         points_mm = np.round(plane.to_patient(rows_cols), CONTOUR_DECIMALS) + 0.0  # + 0.0: no "-0.0"
         item = Dataset()
         item.ContourNumber = number
-        item.ContourImageSequence = [_image_reference(ct)]
+        item.ContourImageSequence = [image]
         item.ContourGeometricType = CLOSED_PLANAR
         item.NumberOfContourPoints = len(points_mm)
         item[CONTOUR_DATA_TAG] = _decimal_strings(CONTOUR_DATA_TAG, points_mm.ravel())
+        # Declare the items as already encoded the way the file is written (explicit VR little endian,
+        # ASCII): pydicom then writes the raw ContourData as it is instead of parsing it back to floats.
+        item.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
         items.append(item)
     return items
 
