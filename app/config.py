@@ -7,6 +7,7 @@ Everything here is a frozen dataclass; a site changes behaviour by building anot
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,13 +22,30 @@ from core.perfusion.dsc import DscSettings
 from core.perfusion.dsc_outputs import DscSeriesNumbers
 from core.series_selection import CtRule, NmRule, SelectionRules, TracerRule
 
-DEFAULT_FUNCTION_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "ddran_lung"
-DEFAULT_DENOISING_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "u2net_spect_bone"
-DEFAULT_CTP_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "ctp_transformer"
-"""The shipped CTP Transformer (seed 002), used when the CT perfusion method is ``network``."""
-DEFAULT_DSC_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "stunet_dsc"
-"""The shipped stU-Net (seed 004), used when ``dsc_network`` is set."""
+MODEL_PATH_ENV = "HOLOSCAN_MODEL_PATH"
+"""The MAP convention (``/opt/holoscan/models`` in the image): a folder holding one sub-folder per model."""
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+"""The repository's ``models/``, used when ``$HOLOSCAN_MODEL_PATH`` is not set."""
+
+DEFAULT_FUNCTION_MODEL_DIR = SHIPPED_MODELS_DIR / "ddran_lung"
 """The shipped DDRAN (perfusion and ventilation from CT), made by ``make weights``."""
+DEFAULT_DENOISING_MODEL_DIR = SHIPPED_MODELS_DIR / "u2net_spect_bone"
+"""The shipped U2-Net (seed 003) that denoises a fast bone SPECT."""
+DEFAULT_CTP_MODEL_DIR = SHIPPED_MODELS_DIR / "ctp_transformer"
+"""The shipped CTP Transformer (seed 002), used when the CT perfusion method is ``network``."""
+DEFAULT_DSC_MODEL_DIR = SHIPPED_MODELS_DIR / "stunet_dsc"
+"""The shipped stU-Net (seed 004), used when ``dsc_network`` is set."""
+
+
+def model_dir(name: str) -> Path:
+    """Folder of the model ``name``: under ``$HOLOSCAN_MODEL_PATH`` when it is set, else the shipped one.
+
+    Read when an :class:`AppConfig` is made, so that a MAP container (or a site) can point the app at
+    another models folder without code changes.
+    """
+    root = os.environ.get(MODEL_PATH_ENV)
+    return (Path(root) if root else SHIPPED_MODELS_DIR) / name
+
 
 CHEST_CT_RULE = CtRule(
     modality="CT",
@@ -114,6 +132,11 @@ class AppConfig:
         Also predict CBV with the stU-Net of seed 004 (``dsc_model_dir``).
     dsc_series_numbers
         SeriesNumber of each DSC output series.
+
+    Notes
+    -----
+    The four model folders default to :func:`model_dir`: ``$HOLOSCAN_MODEL_PATH/<name>`` when that
+    variable is set (the MAP image sets ``/opt/holoscan/models``), else the repository's ``models/<name>``.
     """
 
     selection: SelectionRules = field(
@@ -122,16 +145,16 @@ class AppConfig:
     run_record_name: str = "run_record.json"
     lung_seg_name: str = "lung_seg.dcm"
     lung_seg_series_number: int = 900
-    function_model_dir: Path = field(default_factory=lambda: DEFAULT_FUNCTION_MODEL_DIR)
+    function_model_dir: Path = field(default_factory=lambda: model_dir("ddran_lung"))
     functional_series_numbers: FunctionalSeriesNumbers = field(default_factory=FunctionalSeriesNumbers)
-    denoising_model_dir: Path = field(default_factory=lambda: DEFAULT_DENOISING_MODEL_DIR)
+    denoising_model_dir: Path = field(default_factory=lambda: model_dir("u2net_spect_bone"))
     denoising_series_numbers: DenoisingSeriesNumbers = field(default_factory=DenoisingSeriesNumbers)
     ctp: CtpSettings = field(default_factory=CtpSettings)
-    ctp_model_dir: Path = field(default_factory=lambda: DEFAULT_CTP_MODEL_DIR)
+    ctp_model_dir: Path = field(default_factory=lambda: model_dir("ctp_transformer"))
     ctp_series_numbers: CtpSeriesNumbers = field(default_factory=CtpSeriesNumbers)
     dsc: DscSettings = field(default_factory=DscSettings)
     dsc_network: bool = False
-    dsc_model_dir: Path = field(default_factory=lambda: DEFAULT_DSC_MODEL_DIR)
+    dsc_model_dir: Path = field(default_factory=lambda: model_dir("stunet_dsc"))
     dsc_series_numbers: DscSeriesNumbers = field(default_factory=DscSeriesNumbers)
 
 
@@ -153,6 +176,9 @@ class RunSettings:
         ``time.perf_counter()`` at the start of the run, for durations.
     config
         What to do.
+    skipped_files
+        DICOM files the loader must not read: damaged ones and DICOMDIRs (see
+        :func:`core.series_selection.scan_folder`).
     """
 
     input_dir: Path
@@ -161,3 +187,4 @@ class RunSettings:
     started_at: datetime
     started_perf_s: float
     config: AppConfig = field(default_factory=AppConfig)
+    skipped_files: tuple[Path, ...] = ()
