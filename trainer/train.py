@@ -9,6 +9,14 @@ the HU baseline, ``metrics.md``) and, with ``--export models/<name>``, writes th
 model and its metadata.  A run
 directory holds ``checkpoint.pt`` (model, optimiser, epoch, history, RNG states: an interrupted
 run resumes from the last finished epoch), ``history.json`` and, for ``final``, ``model_eager.pt``.
+
+Data-parallel on several processes (DDP, :mod:`trainer.distributed`; ``batch_size`` is per process)::
+
+    torchrun --standalone --nproc_per_node 2 -m trainer.train --config ... --out runs/ddran --stage final
+
+Each rank trains on its own share of every epoch's samples and scores its share of the lungs; rank 0
+alone writes the run directory, which then also holds ``distributed.json`` (the samples each rank
+trained on and the checksum of the parameters, which all ranks agree on).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from tqdm import tqdm
 from core.metrics import METRIC_KEYS
 from trainer.config import TrainConfig, load_config
 from trainer.data import LungSample, load_sample
+from trainer.distributed import SINGLE, Distributed, init_distributed
 from trainer.evaluate import evaluate, write_report
 from trainer.export import display_path, export_model
 from trainer.report import write_training_report
@@ -67,12 +76,15 @@ def masked_bce(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return (loss * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def seed_everything(seed: int) -> None:
-    """Python and torch RNGs and deterministic torch kernels (numpy code here takes explicit Generators)."""
+def seed_everything(seed: int, threads: int = TORCH_THREADS) -> None:
+    """Python and torch RNGs, deterministic torch kernels and ``threads`` intra-op threads.
+
+    numpy code here takes explicit Generators.
+    """
     random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.set_num_threads(TORCH_THREADS)
+    torch.set_num_threads(threads)
 
 
 def _batch(samples: list[LungSample], names: tuple[str, ...]) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
@@ -114,14 +126,19 @@ def _learning_rate(config: TrainConfig, epoch: int) -> float:
     return 0.5 * config.optim.learning_rate * (1.0 + math.cos(math.pi * epoch / config.optim.epochs))
 
 
-def monitor_metrics(model: nn.Module, config: TrainConfig, samples: list[LungSample]) -> dict[str, float]:
-    """Mean metrics of the network against SPECT over ``samples``: ``<function>_<metric>`` keys."""
+def monitor_metrics(
+    model: nn.Module, config: TrainConfig, samples: list[LungSample], world: Distributed = SINGLE
+) -> dict[str, float]:
+    """Mean metrics of the network against SPECT over ``samples``: ``<function>_<metric>`` keys.
+
+    Under DDP every rank scores its share of ``samples`` and the rows of all ranks are pooled.
+    """
     if not samples:
         return {}
     names = outputs_of(config)
     rows = [
         row
-        for row in evaluate(samples, predictor(model, names, config), names)
+        for row in world.gather(evaluate(world.split(samples), predictor(model, names, config), names))
         if row["method"] == "network" and row["reference"] == "spect"
     ]
     return {
@@ -132,53 +149,109 @@ def monitor_metrics(model: nn.Module, config: TrainConfig, samples: list[LungSam
 
 
 def train_model(
-    config: TrainConfig, samples: list[LungSample], run_dir: Path, monitor: list[LungSample] | None = None
+    config: TrainConfig,
+    samples: list[LungSample],
+    run_dir: Path,
+    monitor: list[LungSample] | None = None,
+    world: Distributed = SINGLE,
 ) -> tuple[nn.Module, list[dict]]:
     """Train on ``samples`` for ``config.optim.epochs`` epochs, resuming from ``run_dir/checkpoint.pt``.
 
     After every epoch the history gets the mean training loss, the learning rate, the epoch's
-    seconds and, when ``monitor`` lungs are given, the network's metrics on them.
+    seconds and, when ``monitor`` lungs are given, the network's metrics on them.  Under DDP
+    (``world`` from :func:`trainer.distributed.init_distributed`) each rank trains on its share of the
+    epoch's samples, the loss is averaged over the ranks and only rank 0 writes files; the model
+    returned is the bare network on every rank.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(config.optim.seed)
-    device = device_of(config)
-    model = build_model(config).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.learning_rate)
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.optim.seed, max(1, TORCH_THREADS // world.local_world_size))
+    device = world.device(device_of(config))
+    network = build_model(config).to(device)
+    optimiser = torch.optim.Adam(network.parameters(), lr=config.optim.learning_rate)
     history: list[dict] = []
-    start = _resume(run_dir / "checkpoint.pt", model, optimiser, history)
-    names = outputs_of(config)
+    start = _resume(run_dir / "checkpoint.pt", network, optimiser, history)
+    model = world.wrap(network)
     order_rng = np.random.default_rng(config.optim.seed)
     for _ in range(start):  # replay the shuffles of finished epochs, so a resumed run continues identically
         order_rng.permutation(len(samples))
+    shards: list[list[str]] = []
     for epoch in range(start, config.optim.epochs):
-        model.train()
-        order = order_rng.permutation(len(samples))
+        order = world.shard(order_rng.permutation(len(samples)))
         batches = [order[i : i + config.optim.batch_size] for i in range(0, len(order), config.optim.batch_size)]
         if config.optim.max_steps_per_epoch:
             batches = batches[: config.optim.max_steps_per_epoch]
-        rate = _learning_rate(config, epoch)
-        for group in optimiser.param_groups:
-            group["lr"] = rate
-        losses = []
+        shards.append([samples[i].name for batch in batches for i in batch])
+        if world.enabled:  # each rank its own dropout masks, reproducible per epoch (also after a resume)
+            torch.manual_seed(int(np.random.SeedSequence([config.optim.seed, epoch, world.rank]).generate_state(1)[0]))
         started = time.perf_counter()
-        for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{config.optim.epochs}", unit="batch", leave=False):
-            optimiser.zero_grad()
-            loss = _loss(model, [samples[i] for i in batch], names, config, device)
-            loss.backward()
-            optimiser.step()
-            losses.append(loss.detach().item())
+        losses = _train_epoch(model, optimiser, [[samples[i] for i in b] for b in batches], config, epoch, world)
+        world.average_buffers(network)
         entry = {
             "epoch": epoch + 1,
-            "train_loss": float(np.mean(losses)),
-            "learning_rate": rate,
+            "train_loss": world.mean(float(np.mean(losses))),
+            "learning_rate": _learning_rate(config, epoch),
             "seconds": time.perf_counter() - started,
         }
-        entry.update(monitor_metrics(model, config, monitor or []))
+        entry.update(monitor_metrics(network, config, monitor or [], world))
         history.append(entry)
-        _checkpoint(run_dir / "checkpoint.pt", model, optimiser, history)
-        logger.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"))
-    (run_dir / "history.json").write_text(json.dumps(history, indent=2))
-    return model, history
+        if world.is_main:
+            _checkpoint(run_dir / "checkpoint.pt", network, optimiser, history)
+            logger.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"))
+    if world.is_main:
+        (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+    if world.enabled:
+        _record_ranks(run_dir / "distributed.json", network, world, start, shards)
+    return network, history
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    batches: list[list[LungSample]],
+    config: TrainConfig,
+    epoch: int,
+    world: Distributed,
+) -> list[float]:
+    """One epoch of optimiser steps at the epoch's learning rate; the loss of every step."""
+    model.train()
+    for group in optimiser.param_groups:
+        group["lr"] = _learning_rate(config, epoch)
+    device = next(model.parameters()).device
+    names = outputs_of(config)
+    losses = []
+    progress = tqdm(
+        batches, desc=f"epoch {epoch + 1}/{config.optim.epochs}", unit="batch", leave=False, disable=not world.is_main
+    )
+    for batch in progress:
+        optimiser.zero_grad()
+        loss = _loss(model, batch, names, config, device)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.detach().item())
+    return losses
+
+
+def _record_ranks(path: Path, model: nn.Module, world: Distributed, start: int, shards: list[list[str]]) -> None:
+    """Check that the ranks' parameters agree and let rank 0 write which rank trained on which samples."""
+    digest = world.check_in_sync(model)
+    logger.info(
+        "rank %d/%d: trained on %d samples, parameters sha256 %s",
+        world.rank,
+        world.world_size,
+        sum(len(s) for s in shards),
+        digest,
+    )
+    by_rank = world.gather([shards])
+    if world.is_main:
+        record = {
+            "world_size": world.world_size,
+            "backend": world.backend,
+            "parameters_sha256": digest,
+            "first_epoch": start + 1,
+            "samples_by_rank": by_rank,
+        }
+        path.write_text(json.dumps(record, indent=2))
 
 
 def _checkpoint(path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, history: list[dict]) -> None:
@@ -242,6 +315,81 @@ def load_samples(config: TrainConfig, cases: tuple[str, ...]) -> list[LungSample
     return [load_sample(p) for p in sorted(config.data.samples.glob("*.npz")) if case_of(p) in wanted]
 
 
+def _report_and_export(
+    args: argparse.Namespace,
+    config: TrainConfig,
+    name: str,
+    cases: tuple[tuple[str, ...], tuple[str, ...]],
+    model: nn.Module,
+    history: list[dict],
+    rows: list[dict],
+    held_out: list[LungSample],
+) -> None:
+    """Rank 0's part of a run: the metrics table, the training report and, for ``final``, the export."""
+    train_cases, eval_cases = cases
+    names = outputs_of(config)
+    summary = write_report(args.out / name, rows)
+    plots = write_training_report(
+        args.out / name / "report", history, rows, held_out[:3], predictor(model, names), names
+    )
+    logger.info(
+        "%s: trained on %d cases, evaluated on %d lungs:\n%s",
+        name,
+        len(train_cases),
+        len(held_out),
+        (args.out / name / "metrics.md").read_text(),
+    )
+    if name == "final" and args.export:
+        train_set = set(train_cases)
+        export_model(
+            model,
+            config,
+            args.export,
+            name=args.export.name,
+            version=args.version,
+            outputs=names,
+            trained_on={
+                "data": "digital thorax phantoms (core.simulation, training preset)",
+                "train_cases": len(train_cases),
+                "test_cases": len(eval_cases),
+                "train_lungs": sum(1 for p in config.data.samples.glob("*.npz") if case_of(p) in train_set),
+                "test_lungs": len(held_out),
+                "samples": display_path(config.data.samples),
+                "training_seconds": round(sum(h.get("seconds", 0.0) for h in history), 1),
+                "epochs": len(history),
+            },
+            test_metrics=summary,
+            extra_files=[args.out / name / "metrics.md", *plots],
+        )
+        logger.info("exported %s", args.export)
+
+
+def run_stage(args: argparse.Namespace, config: TrainConfig, cases: list[str], world: Distributed = SINGLE) -> None:
+    """Split ``cases``, then train (or load) and evaluate every run of ``args.stage``; rank 0 writes the results."""
+    split = split_cases(cases, test_fraction=config.data.test_fraction, folds=config.data.folds, seed=config.optim.seed)
+    if world.is_main:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "split.json").write_text(json.dumps(asdict(split), indent=2))
+    runs = (
+        [(f"fold{k}", *split.fold(k)) for k in range(len(split.folds))]
+        if args.stage == "cv"
+        else [("final", split.train, split.test)]
+    )
+    names = outputs_of(config)
+    for name, train_cases, eval_cases in runs:
+        held_out = load_samples(config, eval_cases)
+        if args.stage == "evaluate":
+            model, history = load_checkpoint_model(config, args.out / name / "checkpoint.pt")
+        else:
+            monitor = held_out[: config.optim.monitor_lungs]
+            model, history = train_model(config, load_samples(config, train_cases), args.out / name, monitor, world)
+        model = model.cpu().float()
+        # fp32 on the CPU, as the app runs it; each rank scores its share of the lungs
+        rows = world.gather(evaluate(world.split(held_out), predictor(model, names), names))
+        if world.is_main:
+            _report_and_export(args, config, name, (train_cases, eval_cases), model, history, rows, held_out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.train", description=__doc__)
     parser.add_argument("--config", type=Path, required=True)
@@ -262,58 +410,11 @@ def main(argv: list[str] | None = None) -> int:
         cases = cases[: config.data.max_cases]
     if not cases:
         parser.error(f"no samples in {config.data.samples}; make them with python -m trainer.phantom_cohort")
-    split = split_cases(cases, test_fraction=config.data.test_fraction, folds=config.data.folds, seed=config.optim.seed)
-    (args.out).mkdir(parents=True, exist_ok=True)
-    (args.out / "split.json").write_text(json.dumps(asdict(split), indent=2))
-    runs = (
-        [(f"fold{k}", *split.fold(k)) for k in range(len(split.folds))]
-        if args.stage == "cv"
-        else [("final", split.train, split.test)]
-    )
-    names = outputs_of(config)
-    for name, train_cases, eval_cases in runs:
-        held_out = load_samples(config, eval_cases)
-        if args.stage == "evaluate":
-            model, history = load_checkpoint_model(config, args.out / name / "checkpoint.pt")
-        else:
-            monitor = held_out[: config.optim.monitor_lungs]
-            model, history = train_model(config, load_samples(config, train_cases), args.out / name, monitor)
-        model = model.cpu().float()
-        rows = evaluate(held_out, predictor(model, names), names)  # fp32 on the CPU, as the app runs it
-        summary = write_report(args.out / name, rows)
-        plots = write_training_report(
-            args.out / name / "report", history, rows, held_out[:3], predictor(model, names), names
-        )
-        logger.info(
-            "%s: trained on %d cases, evaluated on %d lungs:\n%s",
-            name,
-            len(train_cases),
-            len(held_out),
-            (args.out / name / "metrics.md").read_text(),
-        )
-        if name == "final" and args.export:
-            train_set = set(train_cases)
-            export_model(
-                model,
-                config,
-                args.export,
-                name=args.export.name,
-                version=args.version,
-                outputs=names,
-                trained_on={
-                    "data": "digital thorax phantoms (core.simulation, training preset)",
-                    "train_cases": len(train_cases),
-                    "test_cases": len(eval_cases),
-                    "train_lungs": sum(1 for p in config.data.samples.glob("*.npz") if case_of(p) in train_set),
-                    "test_lungs": len(held_out),
-                    "samples": display_path(config.data.samples),
-                    "training_seconds": round(sum(h.get("seconds", 0.0) for h in history), 1),
-                    "epochs": len(history),
-                },
-                test_metrics=summary,
-                extra_files=[args.out / name / "metrics.md", *plots],
-            )
-            logger.info("exported %s", args.export)
+    world = init_distributed(device_of(config))
+    try:
+        run_stage(args, config, cases, world)
+    finally:
+        world.close()
     return 0
 
 
