@@ -24,6 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/install_system_deps.sh
+	bash scripts/ohif_viewer.sh fetch
 	ulimit -s 32768 && $(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -5,17 +5,22 @@ Exit codes
 0  the run completed; the output folder holds the results and ``run_record.json``.
 1  unexpected internal error (a bug: please report it with the log).
 2  the command line or a folder cannot be used: input folder missing, empty or without
-   DICOM files; output folder not empty, a file, or inside the input folder.
-3  no chest CT, CT perfusion, DSC perfusion MR or lung/bone SPECT series found in the study.
-4  a chosen series could not be read (broken pixel data, unsupported geometry).
+   DICOM files; output folder not empty, a file, inside the input folder, or impossible to create.
+3  no usable chest CT, CT perfusion or DSC perfusion MR in the study (the message says why each
+   series found was not used).
+4  a chosen series could not be read (a damaged or truncated slice file, a missing slice, uneven
+   spacing, unsupported geometry); the message names the file or the gap.
 5  a model cannot be used (missing files, or its metadata.json does not match this version's
    preprocessing): the perfusion/ventilation model, the CTP Transformer with ``--ctp-method network``,
    or the stU-Net with ``--dsc-stunet``.
+6  ``python -m app.pacs`` only: the PACS cannot be reached, answers with an HTTP error, holds no
+   such study, or rejects the results (see ``app/pacs.py``).
 130  interrupted (Ctrl-C).
 
 Logging handlers are configured here and nowhere else.  This module also keeps a normal run
 quiet: it re-executes Python once with the 32 MiB stack limit Holoscan asks for (when the hard
-limit allows), lowers Holoscan's own log level, and hides SDK warnings a user cannot act on.
+limit allows), lowers Holoscan's own log level, and hides SDK warnings a user cannot act on and
+the tracebacks libraries attach to their error lines (all shown with ``-l DEBUG``).
 See ``app/README.md``.
 """
 
@@ -27,10 +32,14 @@ import logging
 import os
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import __version__
+
+if TYPE_CHECKING:
+    from app.config import AppConfig
 
 EXIT_OK = 0
 EXIT_INTERNAL_ERROR = 1
@@ -38,6 +47,7 @@ EXIT_USAGE = 2
 EXIT_NO_MATCHING_SERIES = 3
 EXIT_UNREADABLE_SERIES = 4
 EXIT_MODEL = 5
+EXIT_PACS = 6
 EXIT_INTERRUPTED = 130
 
 INPUT_ENV, INPUT_DEFAULT = "HOLOSCAN_INPUT_PATH", "input"
@@ -70,6 +80,22 @@ runner already lists those files in one line.
 """
 
 
+_OWN_LOGGERS = ("app", "core", "operators")
+
+
+class _HideThirdPartyTracebacks(logging.Filter):
+    """Keep the message of a library's error record but drop its traceback.
+
+    pydicom logs every failed decoder plugin with a traceback, and the SDK's volume converter its
+    rescale failure; the app then names the damaged file itself.  ``-l DEBUG`` shows them all.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".")[0] not in _OWN_LOGGERS:
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
 class _HideUnactionableSdkWarnings(logging.Filter):
     """Drop the warnings of :data:`_UNACTIONABLE_SDK_WARNINGS`."""
 
@@ -97,6 +123,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "-o", "--output", type=Path, default=Path(os.environ.get(OUTPUT_ENV, OUTPUT_DEFAULT)),
         help=f"new or empty output folder (default: ${OUTPUT_ENV} or '{OUTPUT_DEFAULT}')",
     )  # fmt: skip
+    add_processing_arguments(parser)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options that choose how a study is processed (log level, models, methods)."""
     parser.add_argument(
         "-l", "--log-level", type=lambda s: "WARNING" if s.upper() == "WARN" else s.upper(),
         choices=_LOG_LEVELS, default="INFO", help="logging level (default: INFO)",
@@ -118,8 +151,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--dsc-stunet", action="store_true",
         help="also predict the DSC CBV map with the seed 004 stU-Net (models/stunet_dsc)",
     )  # fmt: skip
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(argv)
 
 
 def configure_logging(level: str) -> None:
@@ -128,6 +159,7 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter(_LOG_FORMAT, datefmt="%H:%M:%S"))
     if level != "DEBUG":
         handler.addFilter(_HideUnactionableSdkWarnings())
+        handler.addFilter(_HideThirdPartyTracebacks())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     sdk_level = logging.DEBUG if level == "DEBUG" else max(logging.WARNING, logging.getLevelName(level))
     logging.getLogger("monai.deploy").setLevel(sdk_level)
@@ -169,21 +201,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
     # Imported here, not at the top, so that the stack-limit re-execution starts without them.
+    from app.runner import run
+
+    return run_with_exit_code(lambda: run(args.input, args.output, build_config(args)))
+
+
+def build_config(args: argparse.Namespace) -> AppConfig:
+    """The application's configuration from the options of :func:`add_processing_arguments`."""
     from app.config import AppConfig
-    from app.runner import UsageError, run
-    from core.errors import InputDataError, ModelContractError, NoMatchingSeriesError
     from core.perfusion.ctp import CtpSettings
     from core.perfusion.dsc import DscSettings
 
+    config = AppConfig(
+        ctp=CtpSettings(method=args.ctp_method),
+        dsc=DscSettings(method=args.dsc_method),
+        dsc_network=args.dsc_stunet,
+    )
+    if args.model is not None:
+        config = dataclasses.replace(config, function_model_dir=args.model)
+    return config
+
+
+def run_with_exit_code(action: Callable[[], object]) -> int:
+    """Call ``action`` and return the exit code of the module docstring, logging any error once."""
+    from app.runner import UsageError
+    from core.errors import InputDataError, ModelContractError, NoMatchingSeriesError, PacsError
+
     try:
-        config = AppConfig(
-            ctp=CtpSettings(method=args.ctp_method),
-            dsc=DscSettings(method=args.dsc_method),
-            dsc_network=args.dsc_stunet,
-        )
-        if args.model is not None:
-            config = dataclasses.replace(config, function_model_dir=args.model)
-        run(args.input, args.output, config)
+        action()
     except UsageError as error:
         logger.error("%s", error)
         return EXIT_USAGE
@@ -196,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelContractError as error:
         logger.error("a model cannot be used: %s; nothing was written", error)
         return EXIT_MODEL
+    except PacsError as error:
+        logger.error("PACS: %s", error)
+        return EXIT_PACS
     except KeyboardInterrupt:
         logger.error("interrupted; the output folder was left unchanged")
         return EXIT_INTERRUPTED

@@ -23,3 +23,11 @@ class NoLungsFoundError(InputDataError):
 
 class ModelContractError(PerfusionMapError):
     """Raised when a model folder is missing, or its metadata.json does not match what the application does."""
+
+
+class PacsError(PerfusionMapError):
+    """Raised when a PACS cannot be reached over DICOMweb, answers with an error, or rejects stored objects."""
+
+
+class StudyNotFoundError(PacsError):
+    """Raised when the PACS holds no study with the requested StudyInstanceUID."""
