@@ -67,6 +67,7 @@ class PerfusionMapApp(Application):
             input_folder=settings.input_dir,
             timings=timings,
             min_time_points=settings.config.selection.ct.min_perfusion_frames,
+            skipped_files=settings.skipped_files,
             name="dicom_loader",
         )
         selection = SeriesSelectionOperator(

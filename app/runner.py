@@ -63,7 +63,7 @@ def run(input_dir: Path, output_dir: Path, config: AppConfig | None = None) -> R
     ------
     UsageError
         If the input folder is missing, empty or holds no DICOM file, or the output folder
-        is not empty, is a file, or lies inside the input folder.
+        is not empty, is a file, lies inside the input folder or cannot be created.
     NoMatchingSeriesError
         If the study holds no chest CT (every result is computed from it).
     InputDataError
@@ -76,9 +76,13 @@ def run(input_dir: Path, output_dir: Path, config: AppConfig | None = None) -> R
     scan = check_input_folder(input_dir)
     require_ct(select_series(scan.series, config.selection))  # fails fast, before the framework starts
     work_dir = _make_work_dir(output_dir)
-    settings = RunSettings(input_dir, output_dir, work_dir, started_at, started_perf_s, config)
+    skipped = (*(d.path for d in scan.damaged_files), *scan.directory_files)
+    settings = RunSettings(input_dir, output_dir, work_dir, started_at, started_perf_s, config, skipped)
     try:
         _run_graph(settings)
+        if not (work_dir / config.run_record_name).is_file():
+            # Holoscan handles SIGINT itself: an interrupted graph can return without an error
+            raise RuntimeError("the graph stopped before it wrote the run record (interrupted?); nothing was published")
         _publish(work_dir, output_dir)
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -116,6 +120,16 @@ def check_input_folder(input_dir: Path) -> FolderScan:
         names = ", ".join(str(p.relative_to(input_dir)) for p in scan.non_dicom_files[:_LISTED_FILES])
         more = "" if len(scan.non_dicom_files) <= _LISTED_FILES else ", ..."
         logger.info("Ignoring %d file(s) that are not DICOM: %s%s", len(scan.non_dicom_files), names, more)
+    if scan.damaged_files:
+        listed = "; ".join(f"{d.path.relative_to(input_dir)}: {d.problem}" for d in scan.damaged_files[:_LISTED_FILES])
+        more = "" if len(scan.damaged_files) <= _LISTED_FILES else "; ..."
+        logger.warning(
+            "Ignoring %d damaged DICOM file(s) (%s%s); if a series the app needs is incomplete without them, "
+            "send it again",
+            len(scan.damaged_files),
+            listed,
+            more,
+        )
     return scan
 
 
@@ -147,13 +161,24 @@ def _make_work_dir(output_dir: Path) -> Path:
 
     Its permissions follow the umask, as those of a folder made with ``mkdir`` would.
     """
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(
+            f"cannot create the output folder {output_dir} ({error.strerror}): give a new or empty folder "
+            "on a writable disk"
+        ) from None
     try:
         work_dir = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}{WORK_DIR_SUFFIX}", dir=output_dir.parent))
-    except PermissionError:
+    except OSError as error:
         if not output_dir.is_dir():
-            raise UsageError(f"cannot create the output folder {output_dir}: its parent is not writable") from None
-        work_dir = Path(tempfile.mkdtemp(prefix=WORK_DIR_SUFFIX, dir=output_dir))
+            raise UsageError(
+                f"cannot create the output folder {output_dir}: its parent is not writable ({error.strerror})"
+            ) from None
+        try:
+            work_dir = Path(tempfile.mkdtemp(prefix=WORK_DIR_SUFFIX, dir=output_dir))
+        except OSError as inner:
+            raise UsageError(f"cannot write into the output folder {output_dir} ({inner.strerror})") from None
     umask = os.umask(0)
     os.umask(umask)
     work_dir.chmod(0o777 & ~umask)

@@ -35,6 +35,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
+from pydicom.uid import MediaStorageDirectoryStorage
 
 from core.dicom.ctp_reader import time_points_per_position
 from core.errors import NoMatchingSeriesError
@@ -250,6 +251,9 @@ class SeriesSummary:
     """ActualFrameDuration of the first rotation, in s; None when not given (or not NM)."""
     time_points: int = 1
     """Most acquisition times at one slice position: 1 for a static CT, the frame count of a CT perfusion."""
+    conflicting_positions: int = 0
+    """Slice positions of a static series holding two or more different images that the DICOM loader
+    cannot tell apart (other SOP Instance UIDs, the same AcquisitionNumber)."""
 
     @property
     def orientation(self) -> str:
@@ -302,12 +306,25 @@ class SelectionResult:
 
 
 @dataclass(frozen=True)
+class DamagedFile:
+    """A DICOM Part 10 file that cannot be used: its header does not parse, or it names no study or series."""
+
+    path: Path
+    problem: str
+
+
+@dataclass(frozen=True)
 class FolderScan:
-    """Headers found in an input folder, and the files that are not DICOM Part 10."""
+    """Headers found in an input folder, the files that are not DICOM Part 10, and the damaged ones.
+
+    ``directory_files`` are DICOMDIR media directories: DICOM, but not part of any series.
+    """
 
     n_files: int
     series: tuple[SeriesSummary, ...]
     non_dicom_files: tuple[Path, ...]
+    damaged_files: tuple[DamagedFile, ...] = ()
+    directory_files: tuple[Path, ...] = ()
 
     @property
     def n_dicom_files(self) -> int:
@@ -319,21 +336,34 @@ def scan_folder(folder: Path) -> FolderScan:
     """Read the headers (no pixel data) of every DICOM Part 10 file under ``folder``.
 
     Files without the ``DICM`` preamble are listed as non-DICOM, as the SDK's DICOM loader skips
-    them; an unreadable file raises ``OSError``.
+    them.  A file whose header does not parse (corrupted, or cut off by an interrupted transfer) or
+    that names no StudyInstanceUID or SeriesInstanceUID is listed as damaged, a DICOMDIR as a
+    directory file; neither belongs to a series.  An unreadable file raises ``OSError``.
     """
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     by_series: dict[str, list[Dataset]] = {}
-    non_dicom = []
+    non_dicom, damaged, directories = [], [], []
     for path in files:
         try:
             ds = dcmread(path, stop_before_pixels=True)
+            for _ in ds.iterall():  # pydicom parses elements when first accessed: parse them all now
+                pass
         except InvalidDicomError:
             non_dicom.append(path)
             continue
-        if "SeriesInstanceUID" in ds and "StudyInstanceUID" in ds:
+        except OSError:
+            raise
+        except Exception as error:  # any parse failure of a damaged header (ValueError, NotImplementedError, ...)
+            damaged.append(DamagedFile(path, f"header does not parse: {error}"))
+            continue
+        if ds.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+            directories.append(path)
+        elif "SeriesInstanceUID" in ds and "StudyInstanceUID" in ds:
             by_series.setdefault(str(ds.SeriesInstanceUID), []).append(ds)
+        else:
+            damaged.append(DamagedFile(path, "no StudyInstanceUID or SeriesInstanceUID (truncated or damaged?)"))
     summaries = tuple(summarize_series(group) for group in by_series.values())
-    return FolderScan(len(files), summaries, tuple(non_dicom))
+    return FolderScan(len(files), summaries, tuple(non_dicom), tuple(damaged), tuple(directories))
 
 
 def summarize_series(datasets: Sequence[Dataset]) -> SeriesSummary:
@@ -365,6 +395,7 @@ def summarize_series(datasets: Sequence[Dataset]) -> SeriesSummary:
         radiopharmaceuticals=_radiopharmaceutical_texts(first),
         time_per_view_s=_time_per_view_s(first),
         time_points=max(time_points_per_position(datasets), 1) if max(n_frames) == 1 else 1,
+        conflicting_positions=_conflicting_positions(datasets) if max(n_frames) == 1 else 0,
     )
 
 
@@ -423,7 +454,8 @@ def select_series(summaries: Sequence[SeriesSummary], rules: SelectionRules) -> 
     if not result.chosen:
         found = "; ".join(f"{v.summary.describe()}: {v.reason}" for v in result.verdicts) or "no series"
         raise NoMatchingSeriesError(
-            f"no chest CT, CT perfusion, DSC perfusion MR or lung/bone SPECT series found (found: {found})"
+            f"no chest CT, CT perfusion, DSC perfusion MR or lung/bone SPECT series found (found: {found}); "
+            "add such a series to the input folder, or correct the problem given for it"
         )
     return result
 
@@ -444,8 +476,8 @@ def require_ct(result: SelectionResult) -> None:
     found = "; ".join(f"{v.summary.describe()}: {v.reason}" for v in result.verdicts) or "no series"
     raise NoMatchingSeriesError(
         "no chest CT series found (nor a CT perfusion or DSC perfusion MR); every result of this application is "
-        "computed from one of them, so add the study's CT series to the input folder (found: "
-        f"{found})"
+        "computed from one of them, so add the study's CT series to the input folder, or correct the problem "
+        f"given for it (found: {found})"
     )
 
 
@@ -484,11 +516,20 @@ def _assess_ct(summary: SeriesSummary, rule: CtRule) -> tuple[str | None, str]:
     if tilt is None and "AXIAL" not in summary.image_type:
         return None, "orientation unknown (no ImageOrientationPatient and ImageType is not AXIAL)"
     if tilt is not None and tilt > rule.max_tilt_deg:
-        return None, f"not axial ({summary.orientation}, slice normal {tilt:.0f} deg from the patient axis)"
+        return None, (
+            f"not axial ({summary.orientation}, slice normal {tilt:.0f} deg from the patient axis; at most "
+            f"{rule.max_tilt_deg:g} deg is accepted, so a gantry-tilted or oblique CT needs axial slices "
+            "reconstructed first)"
+        )
     if not summary.uniform_geometry:
         return None, "slices differ in size or orientation"
     if summary.n_slices < rule.min_slices:
         return None, f"only {summary.n_slices} slice(s); a volume needs at least {rule.min_slices}"
+    if summary.conflicting_positions and summary.time_points == 1:
+        return None, (
+            f"{summary.conflicting_positions} slice position(s) hold two different images (other SOP Instance "
+            "UIDs, the same AcquisitionNumber); remove the wrong copies or send the series again"
+        )
     if summary.time_points > 1:
         if summary.time_points < rule.min_perfusion_frames:
             return None, (
@@ -615,6 +656,21 @@ def _time_per_view_s(ds: Dataset) -> float | None:
         if duration not in (None, "") and float(duration) > 0:
             return float(duration) / 1000.0
     return None
+
+
+def _conflicting_positions(datasets: Sequence[Dataset]) -> int:
+    """Positions whose images of the highest AcquisitionNumber are two or more different instances.
+
+    The DICOM loader keeps one image per position, the one of the highest AcquisitionNumber (a
+    re-acquired slice); between different images of equal numbers it cannot choose.
+    """
+    by_position: dict[tuple[float, ...], dict[int, set[str]]] = {}
+    for ds in datasets:
+        if "ImagePositionPatient" in ds:
+            number = int(ds.get("AcquisitionNumber") or -1)
+            instances = by_position.setdefault(_rounded(ds.ImagePositionPatient), {}).setdefault(number, set())
+            instances.add(str(ds.get("SOPInstanceUID", "")))
+    return sum(len(numbers[max(numbers)]) > 1 for numbers in by_position.values())
 
 
 def _orientation(ds: Dataset) -> list[float] | None:

@@ -12,7 +12,12 @@ from monai.deploy.core.domain.dicom_series_selection import StudySelectedSeries
 from monai.deploy.operators.dicom_series_to_volume_operator import DICOMSeriesToVolumeOperator
 from pydicom import Dataset
 
-from core.dicom.slice_stack import slice_stack_affine_lps, sorted_along_normal
+from core.dicom.slice_stack import (
+    check_complete_slices,
+    slice_stack_affine_lps,
+    sorted_along_normal,
+    undecodable_slice,
+)
 from core.run_record import StageTimings
 
 
@@ -62,7 +67,9 @@ class CtVolumeOperator(DICOMSeriesToVolumeOperator):
     Raises
     ------
     InputDataError
-        If the slices are not on one regular grid (uneven spacing, duplicates, moving table).
+        If a slice file is incomplete or its pixel data cannot be decoded (the message names the
+        file), or the slices are not on one regular grid (missing slice, uneven spacing, duplicates,
+        moving table).
     """
 
     INPUT_SERIES = "study_selected_series_list"
@@ -90,10 +97,22 @@ class CtVolumeOperator(DICOMSeriesToVolumeOperator):
         if not isinstance(selected, list) or not all(isinstance(s, StudySelectedSeries) for s in selected):
             raise TypeError(f"{self.INPUT_SERIES} must be a list of StudySelectedSeries, got {type(selected).__name__}")
         with self._timings.measure(self.name):
-            image = self.convert_to_image(selected) if selected else None
+            image = self._convert(selected) if selected else None
             ct_volume = _ct_volume(image, selected) if image is not None else None
         op_output.emit(image, self.OUTPUT_IMAGE)
         op_output.emit(ct_volume, self.OUTPUT_CT_VOLUME)
+
+    def _convert(self, selected: list[StudySelectedSeries]) -> Image | None:
+        """The SDK's conversion, after checking that every slice is complete; a decoding failure names the file."""
+        slices = [sop.get_native_sop_instance() for sop in selected[0].selected_series[0].series.get_sop_instances()]
+        check_complete_slices(slices)
+        try:
+            return self.convert_to_image(selected)
+        except Exception as error:  # the SDK wraps decoder errors in RuntimeError; find the file at fault
+            damaged = undecodable_slice(slices)
+            if damaged is None:
+                raise
+            raise damaged from error
 
 
 def _ct_volume(image: Image, selected: list[StudySelectedSeries]) -> CtVolume:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import monai.deploy.operators.dicom_data_loader_operator as sdk_loader
 from holoscan.core import ExecutionContext, InputContext, OutputContext
 from monai.deploy.core import Fragment
 from monai.deploy.core.domain.dicom_study import DICOMStudy
@@ -18,6 +22,9 @@ from core.run_record import StageTimings
 
 logger = logging.getLogger(__name__)
 
+DEFER_SIZE_BYTES = 64 * 1024
+"""Elements larger than this (pixel data) stay in their file until first used."""
+
 
 class DicomLoaderOperator(DICOMDataLoaderOperator):
     """Load every DICOM Part 10 file under a folder into DICOMStudy objects (the SDK's loader).
@@ -26,8 +33,13 @@ class DicomLoaderOperator(DICOMDataLoaderOperator):
     frames of dynamic series: the SDK keeps one image per slice position (the highest
     AcquisitionNumber), which is right for a re-acquired slice of a static CT but drops every frame
     but the last of a CT perfusion.  A series whose positions repeat at ``min_time_points`` or more
-    acquisition times gets all its images back (as headers; readers open the files).  Give it a
-    ``CountCondition(fragment, 1)`` so that it loads once.
+    acquisition times gets all its images back (as headers; readers open the files).  Files are read
+    in name order, so that where the SDK keeps the first of two equal images the choice does not
+    depend on the file system, and ``skipped_files`` (damaged files, DICOMDIRs, found by the runner's
+    header scan) are not read at all.  Large elements (pixel data) are read from their file only when
+    first used: the SDK reads every file whole, so memory would otherwise grow with every series in
+    the study, also those the app never uses.  Give it a ``CountCondition(fragment, 1)`` so that it
+    loads once.
 
     Named output
     ------------
@@ -43,6 +55,7 @@ class DicomLoaderOperator(DICOMDataLoaderOperator):
         input_folder: Path,
         timings: StageTimings,
         min_time_points: int = 10,
+        skipped_files: tuple[Path, ...] = (),
         **kwargs: Any,
     ) -> None:
         """Create the loader.
@@ -57,9 +70,12 @@ class DicomLoaderOperator(DICOMDataLoaderOperator):
             Where the time spent loading is recorded, under the operator's name.
         min_time_points
             Fewest acquisition times per slice position that make a series dynamic (kept whole).
+        skipped_files
+            Files under ``input_folder`` not to read.
         """
         self._timings = timings
         self._min_time_points = min_time_points
+        self._skipped_files = {str(path) for path in skipped_files}
         super().__init__(fragment, *args, input_folder=Path(input_folder), output_name=self.OUTPUT_STUDIES, **kwargs)
 
     def compute(self, op_input: InputContext, op_output: OutputContext, context: ExecutionContext) -> None:
@@ -69,7 +85,9 @@ class DicomLoaderOperator(DICOMDataLoaderOperator):
 
     def _load_data(self, files: list[str]) -> list[DICOMStudy]:
         """The SDK's studies, with the frames of dynamic series restored (see the class docstring)."""
-        studies = super()._load_data(files)
+        files = sorted(file for file in files if file not in self._skipped_files)
+        with _large_elements_deferred():
+            studies = super()._load_data(files)
         by_series: dict[str, list[Dataset]] = {}
         for file in files:
             try:
@@ -88,3 +106,19 @@ class DicomLoaderOperator(DICOMDataLoaderOperator):
                         series.add_sop_instance(image)
                     logger.info("kept all %d images of dynamic series %s", len(headers), series.SeriesInstanceUID)
         return studies
+
+
+@contextmanager
+def _large_elements_deferred() -> Iterator[None]:
+    """Make the SDK loader's ``dcmread`` defer elements over :data:`DEFER_SIZE_BYTES` while in this block."""
+    if not callable(getattr(sdk_loader, "dcmread", None)):
+        raise RuntimeError(
+            "the SDK's DICOM loader no longer reads files with its module-level dcmread; update "
+            "DicomLoaderOperator so that pixel data stays deferred"
+        )
+    sdk_read = sdk_loader.dcmread
+    sdk_loader.dcmread = functools.partial(dcmread, defer_size=DEFER_SIZE_BYTES)
+    try:
+        yield
+    finally:
+        sdk_loader.dcmread = sdk_read

@@ -11,6 +11,7 @@ headers (the SDK's own affine swaps PixelSpacing for non-square pixels).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from pydicom import Dataset
@@ -22,6 +23,15 @@ POSITION_TOLERANCE_MM = 0.01
 """Largest accepted deviation (mm) of a slice position from the regular stack."""
 ORIENTATION_TOLERANCE = 1e-4
 """Largest accepted difference between the direction cosines of two slices."""
+REQUIRED_SLICE_ATTRIBUTES = (
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "Rows",
+    "Columns",
+    "PixelData",
+)
+"""What every slice of a volume must hold; a file cut off by an interrupted transfer lacks some."""
 
 
 def slice_normal(image_orientation_patient: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -57,6 +67,46 @@ def sorted_along_normal(datasets: Sequence[Dataset]) -> list[Dataset]:
     return [datasets[int(i)] for i in order]
 
 
+def check_complete_slices(slices: Sequence[Dataset]) -> None:
+    """Refuse slices that lack an attribute a volume needs.
+
+    Raises
+    ------
+    InputDataError
+        Naming the first such file and what it lacks.
+    """
+    for ds in slices:
+        missing = [name for name in REQUIRED_SLICE_ATTRIBUTES if name not in ds]
+        if missing:
+            raise InputDataError(
+                f"CT file {file_name(ds)} lacks {', '.join(missing)}: it is incomplete or damaged (an interrupted "
+                "transfer?); send the series again"
+            )
+
+
+def undecodable_slice(slices: Sequence[Dataset]) -> InputDataError | None:
+    """The error to raise for the first slice whose pixel data cannot be decoded, None if all decode.
+
+    Meant for the failure path of a volume conversion, to name the file at fault.
+    """
+    for ds in slices:
+        try:
+            ds.pixel_array  # noqa: B018  (decoding is the check)
+        except Exception as error:  # every decoder failure: truncated data, corrupted stream, missing codec
+            return InputDataError(
+                f"the pixel data of CT file {file_name(ds)} cannot be decoded ({error}); the file is damaged or "
+                "truncated: send the series again"
+            )
+    return None
+
+
+def file_name(ds: Dataset) -> str:
+    """The name (not the folder) of the file ``ds`` was read from, or its InstanceNumber."""
+    if isinstance(ds.filename, str) and ds.filename:
+        return Path(ds.filename).name
+    return f"with InstanceNumber {ds.get('InstanceNumber', '?')}"
+
+
 def slice_stack_affine_lps(slices: Sequence[Dataset]) -> np.ndarray:
     """Exact index-to-LPS affine of slices in :func:`sorted_along_normal` order, from their headers.
 
@@ -78,9 +128,13 @@ def slice_stack_affine_lps(slices: Sequence[Dataset]) -> np.ndarray:
     expected = positions[0] + np.arange(len(slices))[:, None] * step
     deviation_mm = float(np.max(np.abs(positions - expected)))
     if deviation_mm > POSITION_TOLERANCE_MM:
+        gaps_mm = np.linalg.norm(np.diff(positions, axis=0), axis=1)
+        widest = int(np.argmax(gaps_mm))
         raise InputDataError(
-            f"the CT slices are not on a regular grid (a slice lies {deviation_mm:.3f} mm off); "
-            "uneven slice spacing or a moving table: resample the series first"
+            f"the CT slices are not on a regular grid (a slice lies {deviation_mm:.3f} mm off): the gaps between "
+            f"neighbouring slices range from {gaps_mm.min():.2f} to {gaps_mm.max():.2f} mm, the widest after file "
+            f"{file_name(slices[widest])}.  A slice may be missing (send the complete series) or the spacing "
+            "is uneven (resample the series to even spacing first)"
         )
     pixel_spacing = [float(v) for v in first.PixelSpacing]
     return affine_from_dicom(first.ImageOrientationPatient, positions[0], pixel_spacing, step)
