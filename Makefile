@@ -25,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/install_system_deps.sh
 	bash scripts/ohif_viewer.sh fetch
-	ulimit -s 32768 && $(PY) -m pytest -q
+	ulimit -s 32768 && $(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
