@@ -13,29 +13,33 @@ import pytest
 from tests.app.conftest import BONE_STUDY, CTP_STUDY, DSC_STUDY, SAMPLE_STUDY, run_app_process
 
 
+def _run_sample(
+    factory: pytest.TempPathFactory, name: str, study: Path
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The app run on ``study``'s DICOM folder into a new temporary folder: (process, output)."""
+    output = factory.mktemp(name) / "out"
+    return run_app_process("-i", study / "dicom", "-o", output), output
+
+
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     """The app run once per test session on the bundled sample study (the README's demo): (process, output)."""
-    output = tmp_path_factory.mktemp("sample_run") / "out"
-    return run_app_process("-i", SAMPLE_STUDY / "dicom", "-o", output), output
+    return _run_sample(tmp_path_factory, "sample_run", SAMPLE_STUDY)
 
 
 @pytest.fixture(scope="session")
 def bone_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     """The app run once per test session on the bundled bone SPECT/CT sample: (process, output)."""
-    output = tmp_path_factory.mktemp("bone_run") / "out"
-    return run_app_process("-i", BONE_STUDY / "dicom", "-o", output), output
+    return _run_sample(tmp_path_factory, "bone_run", BONE_STUDY)
 
 
 @pytest.fixture(scope="session")
 def ctp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     """The app run once per test session on the bundled CT perfusion sample: (process, output)."""
-    output = tmp_path_factory.mktemp("ctp_run") / "out"
-    return run_app_process("-i", CTP_STUDY / "dicom", "-o", output), output
+    return _run_sample(tmp_path_factory, "ctp_run", CTP_STUDY)
 
 
 @pytest.fixture(scope="session")
 def dsc_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     """The app run once per test session on the bundled DSC perfusion MR sample: (process, output)."""
-    output = tmp_path_factory.mktemp("dsc_run") / "out"
-    return run_app_process("-i", DSC_STUDY / "dicom", "-o", output), output
+    return _run_sample(tmp_path_factory, "dsc_run", DSC_STUDY)

@@ -26,6 +26,21 @@ SAMPLE_STUDY = REPO_ROOT / "dicom_samples" / "thorax_small"
 BONE_STUDY = REPO_ROOT / "dicom_samples" / "bone_small"
 CTP_STUDY = REPO_ROOT / "dicom_samples" / "ctp_small"
 DSC_STUDY = REPO_ROOT / "dicom_samples" / "dsc_small"
+ALL_LUNG_OUTPUTS = {
+    "run_record.json",
+    "lung_seg.dcm",
+    "lung_function_seg.dcm",
+    "perfusion_map.dcm",
+    "ventilation_map.dcm",
+    "key_images_01.dcm",
+    "key_images_02.dcm",
+    "key_images_03.dcm",
+    "key_images_04.dcm",
+    "lung_function_rtstruct.dcm",
+    "lung_function_sr.dcm",
+    "lung_function_report.dcm",
+}
+"""The files of a complete result for a CT with lungs."""
 
 AppRunner = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pydicom
 
 from app.__main__ import EXIT_MODEL, EXIT_NO_MATCHING_SERIES, EXIT_OK, EXIT_UNREADABLE_SERIES, EXIT_USAGE
-from tests.app.conftest import DEFAULT_STACK_LIMIT_BYTES, REAL_CT_DIR, REAL_CT_FILES, AppRunner
+from tests.app.conftest import ALL_LUNG_OUTPUTS, DEFAULT_STACK_LIMIT_BYTES, REAL_CT_DIR, REAL_CT_FILES, AppRunner
 from tests.core.dicom.synthetic_study import CT_GRID, NM_GRID, WrittenStudy
 
 REAL_CT_SHAPE = [3, 512, 512]
@@ -30,22 +30,6 @@ def _assert_quiet(stderr: str, expected_warnings: tuple[str, ...] = ()) -> None:
         if " [INFO] " not in line and not (" [WARNING] " in line and any(w in line for w in expected_warnings))
     ]
     assert not noisy, "unexpected output on a normal run:\n" + "\n".join(noisy)
-
-
-ALL_LUNG_OUTPUTS = {
-    "run_record.json",
-    "lung_seg.dcm",
-    "lung_function_seg.dcm",
-    "perfusion_map.dcm",
-    "ventilation_map.dcm",
-    "key_images_01.dcm",
-    "key_images_02.dcm",
-    "key_images_03.dcm",
-    "key_images_04.dcm",
-    "lung_function_rtstruct.dcm",
-    "lung_function_sr.dcm",
-    "lung_function_report.dcm",
-}
 
 
 def test_real_ct_study_gives_a_complete_run_record(real_ct_folder: Path, tmp_path: Path, run_app: AppRunner) -> None:

@@ -36,26 +36,12 @@ from app.__main__ import (
     EXIT_USAGE,
 )
 from app.config import DEFAULT_FUNCTION_MODEL_DIR
+from tests.app.conftest import ALL_LUNG_OUTPUTS
 from tests.hardening import cases
 from tests.hardening.cases import Builder
 from tests.hardening.running import AppRun, run_cli
 from tests.testdata import REPO_ROOT
 
-LUNG_OUTPUTS = {
-    "run_record.json",
-    "lung_seg.dcm",
-    "lung_function_seg.dcm",
-    "perfusion_map.dcm",
-    "ventilation_map.dcm",
-    "key_images_01.dcm",
-    "key_images_02.dcm",
-    "key_images_03.dcm",
-    "key_images_04.dcm",
-    "lung_function_rtstruct.dcm",
-    "lung_function_sr.dcm",
-    "lung_function_report.dcm",
-}
-"""A complete result for a CT with lungs."""
 LUNG_VOLUME_TOLERANCE = 0.005
 """Relative: a 3 deg gantry tilt shrinks the voxel volume by cos(3 deg), 0.14 %."""
 LARGE_STUDY_MAX_EXTRA_RSS_MIB = 60.0
@@ -181,7 +167,7 @@ def _lung_volumes(record: dict) -> dict[str, float]:
 
 
 def test_the_axial_ct_with_most_slices_is_chosen_among_five_and_the_choice_is_logged(reference: AppRun) -> None:
-    record = _assert_complete(reference, LUNG_OUTPUTS)
+    record = _assert_complete(reference, ALL_LUNG_OUTPUTS)
     assert record["series_chosen"]["ct"]["series_instance_uid"] == cases.small_ct()[0].SeriesInstanceUID
     assert "chosen as ct: axial CT; most slices (48, 6 mm thick)" in reference.log
     not_chosen = [line for line in reference.log.splitlines() if "not chosen: axial CT, but series 1" in line]
@@ -213,7 +199,7 @@ def test_orientation_variants_give_the_same_lungs_on_the_right_sides(
     build: Builder, reference: AppRun, tmp_path: Path
 ) -> None:
     """The same anatomy stored feet-first, in RAS order or with a small gantry tilt: same lungs, same sides."""
-    record = _assert_complete(_run_case(build, tmp_path), LUNG_OUTPUTS)
+    record = _assert_complete(_run_case(build, tmp_path), ALL_LUNG_OUTPUTS)
     expected = _lung_volumes(json.loads((reference.output / "run_record.json").read_text(encoding="utf-8")))
     volumes = _lung_volumes(record)
     assert volumes["right_lung"] > volumes["left_lung"]  # the phantom's right lung is the larger
@@ -225,7 +211,7 @@ def test_orientation_variants_give_the_same_lungs_on_the_right_sides(
 def test_every_transfer_syntax_gives_the_same_pixels(reference: AppRun, tmp_path: Path) -> None:
     """JPEG 2000, JPEG-LS, RLE, implicit VR and big endian slices, one series: results identical to the reference."""
     run = _run_case(cases.mixed_transfer_syntaxes, tmp_path)
-    _assert_complete(run, LUNG_OUTPUTS)
+    _assert_complete(run, ALL_LUNG_OUTPUTS)
     assert cases.pixel_digests(run.output) == cases.pixel_digests(reference.output)
 
 
@@ -233,7 +219,7 @@ def test_every_transfer_syntax_gives_the_same_pixels(reference: AppRun, tmp_path
 def test_unused_series_do_not_raise_peak_memory(reference: AppRun, tmp_path: Path) -> None:
     """150 MiB of coronal reformats beside the CT: read as headers only, so memory stays bounded."""
     run = _run_case(cases.large_study, tmp_path)
-    _assert_complete(run, LUNG_OUTPUTS)
+    _assert_complete(run, ALL_LUNG_OUTPUTS)
     assert run.peak_rss_mib - reference.peak_rss_mib < LARGE_STUDY_MAX_EXTRA_RSS_MIB, (
         run.peak_rss_mib,
         reference.peak_rss_mib,
