@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_spect_denoising.py
 	$(PY) bench/bench_ctp_osvd.py
 	$(PY) bench/bench_dsc.py
+	$(PY) bench/bench_end_to_end.py
 
 # Reproduce models/ddran_lung from phantoms on this CPU (about 55 minutes; COMPARE=1 adds the ARNN comparison)
 weights: $(STAMP)

@@ -3,14 +3,14 @@
 The study is the phantom generator's ``clinical`` preset of kind ``lung_bone``: a 512 x 512 x 300
 chest CT at 0.8 x 0.8 x 1.25 mm plus Tc-99m MAA perfusion, Technegas ventilation and 1/7-time bone
 SPECT (128^3 at 4.42 mm), all in one study and one Frame of Reference.  It is generated once into
-``output/bench_study`` (about a minute and a half) and reused.
+``output/bench_study`` (about three minutes) and reused.
 
 Each run starts ``python -m app`` in a fresh process, as a site would, and reads from it:
 
 * wall time of the whole process and its peak resident memory (``ru_maxrss`` of the child);
 * from ``run_record.json``: the time before the first operator started (the framework's start-up:
-  Holoscan, the SDK, the graph), each operator's time, and the rest of the process's wall time
-  (interpreter start, imports, tear-down);
+  Holoscan, the SDK, the graph), each operator's time, the rest of the process's wall time
+  (interpreter start, imports, tear-down), and the memory peak when each operator ended;
 
 and, in the same run of this script, the *read floor*: the time to read every file of the study
 with pydicom and decode all its pixel data, which no pipeline can beat.  Targets on the 2-core
@@ -132,6 +132,9 @@ def main() -> None:
     for name in sorted(names, key=lambda n: -names[n]):
         seconds = statistics.median(run["record"]["timings_s"]["operators"].get(name, 0.0) for run in runs)
         print(f"  {name:<36} {seconds:7.2f} s  {100 * seconds / median['wall_s']:5.1f} %")
+    after = runs[0]["record"]["peak_memory_mib"]["after_operator"]
+    raised = [f"{name} {mib} MiB" for name, mib in after.items()]
+    print(f"  process peak (MiB) when each operator ended, run 1: {', '.join(raised)}")
     startup = median["startup_s"] + median["outside_record_s"]
     print(f"  {'start-up and tear-down (all)':<36} {startup:7.2f} s  {100 * startup / median['wall_s']:5.1f} %")
     limit = TARGET_FLOOR_RATIO * floor + startup

@@ -1,10 +1,10 @@
 """The machine-readable record of one application run (``run_record.json``).
 
 The record says what ran (versions, host), on what (series found, chosen and why,
-volume geometry), what came out (lung segmentation outcome and volumes, files written)
-and how long each stage took.  It never holds patient names, IDs,
-birth dates, accession numbers or study dates: only UIDs, series-level descriptions
-and geometry.
+volume geometry), what came out (lung segmentation outcome and volumes, files written),
+how long each stage took and how high the process's memory had peaked when it ended.  It never
+holds patient names, IDs, birth dates, accession numbers or study dates: only UIDs, series-level
+descriptions and geometry.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,21 +50,35 @@ SOFTWARE_DISTRIBUTIONS: Mapping[str, tuple[str, ...]] = {
 NOT_INSTALLED = "not installed"
 _NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
 _BYTES_PER_GIB = 1024**3
+_BYTES_PER_MIB = 1024**2
 
 
 class StageTimings:
     """Wall-clock seconds spent in named stages, in the order they first ran; thread-safe.
 
+    Each stage also records the process's peak resident memory when it last ended, so that the
+    stage which raised the peak can be found (the peak only grows: the first stage whose reading
+    equals the final peak is where it was reached).
+
     Parameters
     ----------
     clock
         Monotonic clock in seconds, ``time.perf_counter`` unless a test injects one.
+    peak_rss_bytes
+        The process's peak resident memory so far, :func:`process_peak_rss_bytes` unless a test
+        injects one.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.perf_counter,
+        peak_rss_bytes: Callable[[], int] | None = None,
+    ) -> None:
         self._clock = clock
+        self._peak_rss_bytes = peak_rss_bytes or process_peak_rss_bytes
         self._lock = threading.Lock()
         self._seconds: dict[str, float] = {}
+        self._peak_after: dict[str, int] = {}
         self._first_start_s: float | None = None
 
     @contextmanager
@@ -77,8 +92,10 @@ class StageTimings:
             yield
         finally:
             elapsed = self._clock() - start
+            peak = self._peak_rss_bytes()
             with self._lock:
                 self._seconds[stage] = self._seconds.get(stage, 0.0) + elapsed
+                self._peak_after[stage] = peak
 
     @property
     def first_start_s(self) -> float | None:
@@ -89,6 +106,16 @@ class StageTimings:
         """Seconds per stage, a copy."""
         with self._lock:
             return dict(self._seconds)
+
+    def peak_rss_after(self) -> dict[str, int]:
+        """Peak resident memory of the process (bytes) when each stage last ended, a copy."""
+        with self._lock:
+            return dict(self._peak_after)
+
+
+def process_peak_rss_bytes() -> int:
+    """The peak resident memory of this process so far, in bytes (``ru_maxrss`` is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 @dataclass(frozen=True)
@@ -337,6 +364,10 @@ def build_run_record(facts: RunFacts) -> dict[str, object]:
             "total_wall": round(facts.ended_perf_s - context.started_perf_s, 3),
             "before_first_operator": startup,
             "operators": {name: round(s, 3) for name, s in facts.timings.seconds().items()},
+        },
+        "peak_memory_mib": {
+            "process": round(process_peak_rss_bytes() / _BYTES_PER_MIB),
+            "after_operator": {name: round(b / _BYTES_PER_MIB) for name, b in facts.timings.peak_rss_after().items()},
         },
         "software": software_versions(),
         "host": host_info(),

@@ -152,7 +152,7 @@ def write_structure_seg(
     """
     slices = sorted_along_normal(ct_datasets)
     present = present_structures(structures, (len(slices), int(slices[0].Rows), int(slices[0].Columns)))
-    stacked = np.stack([s.mask for s in present], axis=-1).astype(np.uint8)
+    stacked = np.stack([s.mask for s in present], axis=-1)  # bool: highdicom takes it as it is, no uint8 copy
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=SOURCE_PERSON_NAME_WARNING, category=UserWarning)
         seg = highdicom.seg.Segmentation(

@@ -25,6 +25,7 @@ from core.run_record import (
     StageTimings,
     VolumeSummary,
     build_run_record,
+    process_peak_rss_bytes,
     software_versions,
     write_run_record,
 )
@@ -51,6 +52,24 @@ def test_stage_timings_add_up_and_keep_order() -> None:
             pass
     assert timings.seconds() == {"load": 1.0, "select": 0.5}
     assert timings.first_start_s == pytest.approx(100.5)
+
+
+def test_stage_timings_keep_the_memory_peak_when_each_stage_last_ended() -> None:
+    readings = iter([10, 30, 30, 50])
+    timings = StageTimings(clock=FakeClock(step_s=1.0), peak_rss_bytes=lambda: next(readings))
+    for stage in ("load", "select", "write", "load"):
+        with timings.measure(stage):
+            pass
+    assert timings.peak_rss_after() == {"load": 50, "select": 30, "write": 30}
+
+
+def test_the_process_peak_is_at_least_the_resident_memory_now() -> None:
+    block = np.ones(64 * 1024**2, dtype=np.uint8)  # 64 MiB, touched, so resident
+    status = Path("/proc/self/status").read_text()
+    resident_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    # the kernel updates ru_maxrss lazily: allow a few MiB behind the resident size read just now
+    assert process_peak_rss_bytes() >= resident_kib * 1024 - 16 * 1024**2
+    assert resident_kib * 1024 >= block.nbytes
 
 
 def test_stage_timings_count_a_failing_stage() -> None:
