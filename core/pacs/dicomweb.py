@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -24,6 +23,7 @@ import requests
 from dicomweb_client import DICOMwebClient
 from pydicom.dataset import Dataset
 from pydicom.misc import is_dicom
+from pydicom.uid import RE_VALID_UID
 
 from core.errors import PacsError, StudyNotFoundError
 
@@ -38,7 +38,6 @@ ANY_TRANSFER_SYNTAX = (("application/dicom", "*"),)
 PARTIAL_SUFFIX = ".partial-"
 """A study being pulled goes to ``.<destination name>.partial-XXXX`` next to the destination."""
 
-_UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UID_MAX_LENGTH = 64
 _FAILED_SOP_SEQUENCE = "FailedSOPSequence"
 _REFERENCED_SOP_SEQUENCE = "ReferencedSOPSequence"
@@ -67,15 +66,17 @@ class PushResult:
 
 
 def check_uid(uid: str, what: str = "StudyInstanceUID") -> str:
-    """Return ``uid`` if it is a valid DICOM UID (digits and dots, at most 64 characters).
+    """Return ``uid`` if it is a valid DICOM UID (PS3.5 9.1: digits and dots, no leading zeros, 64 characters at most).
 
     Raises
     ------
     ValueError
         Naming ``what`` and the value found.
     """
-    if not _UID_PATTERN.match(uid) or len(uid) > _UID_MAX_LENGTH:
-        raise ValueError(f"{what} must be digits separated by dots, at most 64 characters; got {uid!r}")
+    if not RE_VALID_UID.match(uid) or len(uid) > _UID_MAX_LENGTH:
+        raise ValueError(
+            f"{what} must be digits separated by dots (no leading zeros), at most 64 characters; got {uid!r}"
+        )
     return uid
 
 
