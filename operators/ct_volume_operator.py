@@ -33,7 +33,7 @@ class CtVolume:
     affine_lps
         4x4 index-to-LPS affine from the DICOM headers (:mod:`core.orientation`).
     slices
-        The slices' pydicom datasets; ``slices[k]`` holds ``hu[k]``.
+        The slices' pydicom datasets, headers only (their pixel data is in ``hu``); ``slices[k]`` holds ``hu[k]``.
     series_instance_uid
         SeriesInstanceUID of the CT.
     """
@@ -99,6 +99,15 @@ class CtVolumeOperator(DICOMSeriesToVolumeOperator):
         with self._timings.measure(self.name):
             image = self._convert(selected) if selected else None
             ct_volume = _ct_volume(image, selected) if image is not None else None
+            if image is not None and ct_volume is not None:
+                # One array for both outputs: the SDK's (often int16) copy would otherwise stay in
+                # memory until the run record, the graph's last operator, has read its geometry.
+                image = Image(ct_volume.hu, metadata=image.metadata())
+                # The slices are headers from here on (the writers reference them): their encoded
+                # and decoded pixel data, twice the CT's int16 size, would stay for the whole run.
+                for ds in ct_volume.slices:
+                    if "PixelData" in ds:
+                        del ds.PixelData
         op_output.emit(image, self.OUTPUT_IMAGE)
         op_output.emit(ct_volume, self.OUTPUT_CT_VOLUME)
 

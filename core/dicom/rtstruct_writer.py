@@ -56,6 +56,7 @@ CodingSchemeIdentificationSequence item.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -218,31 +219,63 @@ def _image_reference(ds: Dataset) -> Dataset:
     return item
 
 
+_DECIMAL_FORMAT = f"%.{CONTOUR_DECIMALS}f"
+
+
 def _decimal_strings(tag: BaseTag, values: np.ndarray) -> RawDataElement:
     """A DS element of values already rounded to 0.01 mm, encoded once (pydicom's per-value DS checks are slow).
 
     Each value prints as at most 16 characters (``-99999.99``..), so the encoding is valid DS.
     """
-    text = "\\".join(f"{value:.{CONTOUR_DECIMALS}f}" for value in values).encode("ascii")
+    text = "\\".join(map(_DECIMAL_FORMAT.__mod__, values.tolist())).encode("ascii")  # Python floats: 2x faster
     if len(text) % 2:
         text += b" "
     return RawDataElement(tag, "DS", len(text), text, 0, False, True)
 
 
-def _contour_items(mask: np.ndarray, ct: Dataset, first_number: int) -> list[Dataset]:
-    """ContourSequence items of one slice, numbered from ``first_number``."""
+_SliceContours = list[tuple[int, RawDataElement]]
+"""One slice's contours: number of points and the encoded ContourData of each."""
+
+
+def _slice_contours(mask: np.ndarray, ct: Dataset) -> _SliceContours:
+    """The contours of one slice's mask, in patient coordinates (mm), encoded as ContourData."""
     plane = SlicePlane.from_dataset(ct)
+    contours = []
+    for rows_cols in trace_contours(mask):
+        points_mm = np.round(plane.to_patient(rows_cols), CONTOUR_DECIMALS) + 0.0  # + 0.0: no "-0.0"
+        contours.append((len(points_mm), _decimal_strings(CONTOUR_DATA_TAG, points_mm.ravel())))
+    return contours
+
+
+class _ContourCache:
+    """Contours of the slice masks already traced, by slice and mask content.
+
+    A lung zone is its lung on every slice it covers, so most zone slices repeat a lung slice:
+    they are traced and encoded once.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[int, bytes], _SliceContours] = {}
+
+    def contours(self, k: int, mask: np.ndarray, ct: Dataset) -> _SliceContours:
+        key = (k, hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest())
+        if key not in self._done:
+            self._done[key] = _slice_contours(mask, ct)
+        return self._done[key]
+
+
+def _contour_items(contours: _SliceContours, ct: Dataset, first_number: int) -> list[Dataset]:
+    """ContourSequence items of one slice, numbered from ``first_number``."""
     image = _image_reference(ct)  # one item, shared by the slice's contours (pydicom writes it for each)
     image.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
     items = []
-    for number, rows_cols in enumerate(trace_contours(mask), start=first_number):
-        points_mm = np.round(plane.to_patient(rows_cols), CONTOUR_DECIMALS) + 0.0  # + 0.0: no "-0.0"
+    for number, (n_points, contour_data) in enumerate(contours, start=first_number):
         item = Dataset()
         item.ContourNumber = number
         item.ContourImageSequence = [image]
         item.ContourGeometricType = CLOSED_PLANAR
-        item.NumberOfContourPoints = len(points_mm)
-        item[CONTOUR_DATA_TAG] = _decimal_strings(CONTOUR_DATA_TAG, points_mm.ravel())
+        item.NumberOfContourPoints = n_points
+        item[CONTOUR_DATA_TAG] = contour_data
         # Declare the items as already encoded the way the file is written (explicit VR little endian,
         # ASCII): pydicom then writes the raw ContourData as it is instead of parsing it back to floats.
         item.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
@@ -250,12 +283,12 @@ def _contour_items(mask: np.ndarray, ct: Dataset, first_number: int) -> list[Dat
     return items
 
 
-def _roi_contour_item(number: int, structure: Structure, slices: Sequence[Dataset]) -> Dataset:
+def _roi_contour_item(number: int, structure: Structure, slices: Sequence[Dataset], cache: _ContourCache) -> Dataset:
     """ROIContourSequence item of ROI ``number``: colour and the contours of every slice."""
     contours: list[Dataset] = []
     for k, ct in enumerate(slices):
         if structure.mask[k].any():
-            contours.extend(_contour_items(structure.mask[k], ct, len(contours) + 1))
+            contours.extend(_contour_items(cache.contours(k, structure.mask[k], ct), ct, len(contours) + 1))
     item = Dataset()
     item.ROIDisplayColor = display_color(structure.colour)
     item.ContourSequence = contours
@@ -381,7 +414,8 @@ def write_rt_structure_set(
     frame_of_reference_uid = str(slices[0].FrameOfReferenceUID)
     numbered = list(enumerate(present, start=1))
     ds.StructureSetROISequence = [_structure_set_roi_item(n, s, frame_of_reference_uid) for n, s in numbered]
-    ds.ROIContourSequence = [_roi_contour_item(n, s, slices) for n, s in numbered]
+    cache = _ContourCache()
+    ds.ROIContourSequence = [_roi_contour_item(n, s, slices, cache) for n, s in numbered]
     ds.RTROIObservationsSequence = [_observation_item(n, s) for n, s in numbered]
     if uses_private_codes(present):
         ds.CodingSchemeIdentificationSequence = [private_coding_scheme()]

@@ -152,12 +152,13 @@ def write_structure_seg(
     """
     slices = sorted_along_normal(ct_datasets)
     present = present_structures(structures, (len(slices), int(slices[0].Rows), int(slices[0].Columns)))
-    stacked = np.stack([s.mask for s in present], axis=-1)  # bool: highdicom takes it as it is, no uint8 copy
+    pixel_array, frames = _pixel_array(present)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=SOURCE_PERSON_NAME_WARNING, category=UserWarning)
         seg = highdicom.seg.Segmentation(
             source_images=slices,
-            pixel_array=stacked,
+            pixel_array=pixel_array,
+            plane_positions=[_plane_position(slices[k]) for k in range(frames.start, frames.stop)],
             segmentation_type=highdicom.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=[_segment_description(n, s, algorithm) for n, s in enumerate(present, 1)],
             series_instance_uid=highdicom.UID(),
@@ -183,6 +184,59 @@ def write_structure_seg(
     seg.save_as(out_path, enforce_file_format=True)
     logger.debug("wrote SEG (%d segments, %d frames) to %s", len(present), int(seg.NumberOfFrames), out_path)
     return out_path
+
+
+def _pixel_array(present: Sequence[Structure]) -> tuple[np.ndarray, slice]:
+    """highdicom's pixel array of the structures and the CT slices it covers.
+
+    Only the slices from the lowest to the highest one holding a structure are passed (highdicom
+    leaves empty frames out anyway; its checks then run over fewer voxels).  Structures that do
+    not overlap go in as one label map (highdicom only checks its maximum); overlapping ones as a
+    ``(frames, rows, columns, segments)`` boolean view of an array stacked segment by segment, so
+    that highdicom's overlap check, a sum over the segment axis, and its reading of one segment
+    frame at a time run over contiguous blocks.
+    """
+    boxes = [_slab(structure.mask) for structure in present]
+    first = min(box[0].start for box in boxes)
+    frames = slice(first, max(box[0].stop for box in boxes))
+    shape = (frames.stop - frames.start, *present[0].mask.shape[1:])
+    # Each structure is copied from its own box only, into arrays made by np.zeros: the pages
+    # outside the boxes are never written, so they take no memory (a lung zone covers a third of
+    # the slices, a lung a third of the rows).
+    shifted = [(_shift(box, first), box) for box in boxes]
+    count = np.zeros(shape, dtype=np.uint8)
+    for structure, (target, source) in zip(present, shifted, strict=True):
+        count[target] += structure.mask[source]
+    overlapping = len(present) >= 256 or int(count.max()) > 1
+    del count
+    if not overlapping:
+        labels = np.zeros(shape, dtype=np.uint8)
+        for number, (structure, (target, source)) in enumerate(zip(present, shifted, strict=True), start=1):
+            labels[target][structure.mask[source]] = number
+        return labels, frames
+    stacked = np.zeros((len(present), *shape), dtype=bool)
+    for index, (structure, (target, source)) in enumerate(zip(present, shifted, strict=True)):
+        stacked[index][target] = structure.mask[source]
+    return np.moveaxis(stacked, 0, -1), frames
+
+
+def _slab(mask: np.ndarray) -> tuple[slice, slice]:
+    """The slices and rows of ``mask`` that hold its voxels (it must have one)."""
+    slices = np.flatnonzero(mask.any(axis=(1, 2)))
+    rows = np.flatnonzero(mask[slices[0] : slices[-1] + 1].any(axis=(0, 2)))
+    return slice(int(slices[0]), int(slices[-1]) + 1), slice(int(rows[0]), int(rows[-1]) + 1)
+
+
+def _shift(box: tuple[slice, slice], first: int) -> tuple[slice, slice]:
+    """``box`` in an array whose slice 0 is the volume's slice ``first``."""
+    return slice(box[0].start - first, box[0].stop - first), box[1]
+
+
+def _plane_position(ds: Dataset) -> highdicom.PlanePositionSequence:
+    """The CT slice's position, for the SEG frame of that slice."""
+    return highdicom.PlanePositionSequence(
+        highdicom.CoordinateSystemNames.PATIENT, [float(v) for v in ds.ImagePositionPatient]
+    )
 
 
 def lung_structures(mask: np.ndarray) -> list[Structure]:

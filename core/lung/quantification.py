@@ -68,18 +68,35 @@ def functional_volumes(
     """
     if function_map.shape != lung_labels.shape:
         raise InputDataError(f"function map shape {function_map.shape} differs from lung mask {lung_labels.shape}")
-    high = np.zeros(lung_labels.shape, dtype=bool)
-    found = False
-    for label in LUNG_NAMES:
-        lung = lung_labels == label
-        if not lung.any():
-            continue
-        found = True
-        high |= lung & (normalise_spect(function_map, lung, percentile=percentile) >= threshold)
-    if not found:
+    box = lung_box(lung_labels)
+    if box is None:
         raise InputDataError("the lung mask labels no lung; segment the lungs first")
+    # Everything outside the lungs' bounding box is neither high nor low: work on the box only
+    # (a fifth of a chest CT's voxels), then place the result into full-size masks.
+    labels, values = lung_labels[box], function_map[box]
+    high_box = np.zeros(labels.shape, dtype=bool)
+    for label in LUNG_NAMES:
+        lung = labels == label
+        if lung.any():
+            high_box |= lung & (normalise_spect(values, lung, percentile=percentile) >= threshold)
+    high = np.zeros(lung_labels.shape, dtype=bool)
+    low = np.zeros(lung_labels.shape, dtype=bool)
+    high[box] = high_box
+    low[box] = np.isin(labels, list(LUNG_NAMES)) & ~high_box
+    return FunctionalVolumes(high, low)
+
+
+def lung_box(lung_labels: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """The smallest ``(z, y, x)`` box holding every lung voxel (:data:`LUNG_NAMES` labels); None without one."""
     lungs = np.isin(lung_labels, list(LUNG_NAMES))
-    return FunctionalVolumes(high, lungs & ~high)
+    box = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        present = np.flatnonzero(lungs.any(axis=other))
+        if present.size == 0:
+            return None
+        box.append(slice(int(present[0]), int(present[-1]) + 1))
+    return box[0], box[1], box[2]
 
 
 def zone_labels(lung_labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -88,17 +105,29 @@ def zone_labels(lung_labels: np.ndarray) -> dict[str, np.ndarray]:
     The extent runs from the lowest to the highest slice holding that lung; each third covers an
     equal length of it (voxel centres at a boundary go to the upper zone).
     """
-    zones = {}
+    zones: dict[str, np.ndarray] = {}
+    box = lung_box(lung_labels)
+    if box is None:
+        return zones
+    labels = lung_labels[box]  # zones lie in the lungs' bounding box: cut them there
     for label, lung_name in LUNG_NAMES.items():
-        lung = lung_labels == label
-        slices = np.flatnonzero(lung.any(axis=(1, 2)))
+        lung = labels == label
+        slices = np.flatnonzero(lung.any(axis=(1, 2))) + box[0].start
         if slices.size == 0:
             continue
         bottom, top = float(slices[0]) - 0.5, float(slices[-1]) + 0.5
-        position = (np.arange(lung.shape[0]) - bottom) / (top - bottom)  # 0 at the base, 1 at the apex
+        position = (np.arange(box[0].start, box[0].stop) - bottom) / (top - bottom)  # 0 at the base, 1 at the apex
         third = np.clip((3 * position).astype(int), 0, 2)  # 0 lower, 1 middle, 2 upper
         for index, zone in enumerate(("lower", "middle", "upper")):
-            zones[f"{lung_name} {zone}"] = lung & (third == index)[:, None, None]
+            # Only the zone's own slices of the box are written: the rest of the array stays as
+            # np.zeros left it, pages the system has not handed out, so six full-size zone masks
+            # take about a tenth of their nominal memory.
+            slab = np.flatnonzero(third == index)
+            zone_mask = np.zeros(lung_labels.shape, dtype=bool)
+            if slab.size:
+                rows = slice(int(slab[0]), int(slab[-1]) + 1)
+                zone_mask[box][rows] = lung[rows]
+            zones[f"{lung_name} {zone}"] = zone_mask
     ordered = [f"{lung} {zone}" for lung in LUNG_NAMES.values() for zone in ZONE_NAMES]
     return {name: zones[name] for name in ordered if name in zones}
 
@@ -162,9 +191,15 @@ def quantify_regions(
     for name, array in (("perfusion", perfusion), ("ventilation", ventilation), ("lung mask", lung_labels)):
         if array.shape != grid.shape:
             raise InputDataError(f"{name} shape {array.shape} differs from the grid {grid.shape}")
-    lungs = np.isin(lung_labels, list(LUNG_NAMES))
-    if not lungs.any():
+    box = lung_box(lung_labels)
+    if box is None:
         raise InputDataError("the lung mask labels no lung; segment the lungs first")
+    # Every region lies in the lungs' bounding box: sum over the box only (same voxels, same order,
+    # so the same sums as over the whole grid, about five times faster on a chest CT).
+    labels = lung_labels[box]
+    full_perfusion, full_ventilation = perfusion, ventilation
+    perfusion, ventilation = perfusion[box], ventilation[box]
+    lungs = np.isin(labels, list(LUNG_NAMES))
     totals = {}
     for name, array in (("perfusion", perfusion), ("ventilation", ventilation)):
         values = array[lungs].astype(np.float64)
@@ -173,12 +208,15 @@ def quantify_regions(
         totals[name] = values.sum()
     if volumes is None:
         volumes = {
-            "perfusion": functional_volumes(perfusion, lung_labels),
-            "ventilation": functional_volumes(ventilation, lung_labels),
+            "perfusion": functional_volumes(full_perfusion, lung_labels),
+            "ventilation": functional_volumes(full_ventilation, lung_labels),
         }
+    if zones is None:
+        zones = zone_labels(lung_labels)
+    functional = {name: FunctionalVolumes(v.high[box], v.low[box]) for name, v in volumes.items()}
     regions = {"both lungs": lungs}
-    regions.update({name: lung_labels == label for label, name in LUNG_NAMES.items() if (lung_labels == label).any()})
-    regions.update(zone_labels(lung_labels) if zones is None else zones)
+    regions.update({name: labels == label for label, name in LUNG_NAMES.items() if (labels == label).any()})
+    regions.update({name: mask[box] for name, mask in zones.items()})
     voxel_ml = grid.voxel_volume_ml
     stats = []
     for region, mask in regions.items():
@@ -191,10 +229,10 @@ def quantify_regions(
                 perfusion_percent=q,
                 ventilation_percent=v,
                 vq_ratio=v / q if q > 0 else float("nan"),
-                high_perfusion_ml=float((mask & volumes["perfusion"].high).sum()) * voxel_ml,
-                low_perfusion_ml=float((mask & volumes["perfusion"].low).sum()) * voxel_ml,
-                high_ventilation_ml=float((mask & volumes["ventilation"].high).sum()) * voxel_ml,
-                low_ventilation_ml=float((mask & volumes["ventilation"].low).sum()) * voxel_ml,
+                high_perfusion_ml=float((mask & functional["perfusion"].high).sum()) * voxel_ml,
+                low_perfusion_ml=float((mask & functional["perfusion"].low).sum()) * voxel_ml,
+                high_ventilation_ml=float((mask & functional["ventilation"].high).sum()) * voxel_ml,
+                low_ventilation_ml=float((mask & functional["ventilation"].low).sum()) * voxel_ml,
             )
         )
     return stats

@@ -174,7 +174,8 @@ def paste_predictions(
     names = {name for outputs in predictions.values() for name in outputs}
     maps = {name: np.zeros(lung_labels.shape, dtype=np.float32) for name in sorted(names)}
     for label, outputs in predictions.items():
-        lung = lung_labels == label
+        crop = crops[label]
+        lung = lung_labels[crop.box] == label  # lung voxels outside the crop's box stay 0, as in a full paste
         for name, prediction in outputs.items():
-            maps[name][lung] = np.clip(crops[label].paste(prediction)[lung], 0.0, 1.0)
+            maps[name][crop.box][lung] = np.clip(crop.to_box(prediction)[lung], 0.0, 1.0)
     return maps
