@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,10 +69,10 @@ import pydicom
 from highdicom.sr import CodedConcept
 from matplotlib.colors import to_rgb
 from pydicom import Dataset
-from pydicom.charset import default_encoding
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
-from pydicom.tag import BaseTag, Tag
+from pydicom.tag import Tag
 from pydicom.uid import RTStructureSetStorage, generate_uid
 from skimage.draw import polygon
 from skimage.measure import find_contours
@@ -107,6 +108,12 @@ COLLINEAR_TOLERANCE_PX = 1e-6
 """A contour point whose neighbours' cross product is below this (squared pixels) is collinear and dropped."""
 MIN_POLYGON_POINTS = 3
 CONTOUR_DATA_TAG = Tag(0x3006, 0x0050)
+CONTOUR_SEQUENCE_TAG = Tag(0x3006, 0x0040)
+CONTOUR_IMAGE_SEQUENCE_TAG = Tag(0x3006, 0x0016)
+NUMBER_OF_CONTOUR_POINTS_TAG = Tag(0x3006, 0x0046)
+CONTOUR_NUMBER_TAG = Tag(0x3006, 0x0048)
+REFERENCED_SOP_CLASS_UID_TAG = Tag(0x0008, 0x1150)
+REFERENCED_SOP_INSTANCE_UID_TAG = Tag(0x0008, 0x1155)
 CONTOUR_PLANE_TOLERANCE_MM = 0.1
 """Largest accepted distance of a contour point from the plane of the slice it references."""
 STUDY_SOP_CLASS_UID = "1.2.840.10008.3.1.2.3.1"
@@ -220,30 +227,55 @@ def _image_reference(ds: Dataset) -> Dataset:
 
 
 _DECIMAL_FORMAT = f"%.{CONTOUR_DECIMALS}f"
+_ITEM = struct.Struct("<HHI")  # (FFFE,E000) Item tag and its 32-bit length
+_SHORT_ELEMENT = struct.Struct("<HH2sH")  # tag, VR, 16-bit length (explicit VR little endian)
+_LONG_ELEMENT = struct.Struct("<HH2s2xI")  # tag, VR, 2 reserved bytes, 32-bit length (SQ, UN)
 
 
-def _decimal_strings(tag: BaseTag, values: np.ndarray) -> RawDataElement:
-    """A DS element of values already rounded to 0.01 mm, encoded once (pydicom's per-value DS checks are slow).
+def _element(tag: int, vr: str, value: bytes) -> bytes:
+    """One CS, DS, IS or UI data element, explicit VR little endian, padded to even length.
+
+    A value longer than the 16-bit length field allows (a contour of some 3000 points) goes out
+    with VR UN and a 32-bit length, as PS3.5 section 6.2.2 prescribes and pydicom does; readers
+    take its VR from the data dictionary.
+    """
+    if len(value) % 2:
+        value += b"\0" if vr == "UI" else b" "
+    group, element = tag >> 16, tag & 0xFFFF
+    if len(value) > 0xFFFF:
+        return _LONG_ELEMENT.pack(group, element, b"UN", len(value)) + value
+    return _SHORT_ELEMENT.pack(group, element, vr.encode("ascii"), len(value)) + value
+
+
+def _item(content: bytes) -> bytes:
+    """A sequence item of defined length."""
+    return _ITEM.pack(0xFFFE, 0xE000, len(content)) + content
+
+
+def _decimal_strings(values: np.ndarray) -> bytes:
+    """The DS value of numbers already rounded to 0.01 mm (pydicom's per-value DS checks are slow).
 
     Each value prints as at most 16 characters (``-99999.99``..), so the encoding is valid DS.
     """
-    text = "\\".join(map(_DECIMAL_FORMAT.__mod__, values.tolist())).encode("ascii")  # Python floats: 2x faster
-    if len(text) % 2:
-        text += b" "
-    return RawDataElement(tag, "DS", len(text), text, 0, False, True)
+    return "\\".join(map(_DECIMAL_FORMAT.__mod__, values.tolist())).encode("ascii")  # Python floats: 2x faster
 
 
-_SliceContours = list[tuple[int, RawDataElement]]
-"""One slice's contours: number of points and the encoded ContourData of each."""
+_SliceContours = list[tuple[bytes, bytes]]
+"""One slice's contours: the encoded NumberOfContourPoints and ContourData elements of each."""
 
 
 def _slice_contours(mask: np.ndarray, ct: Dataset) -> _SliceContours:
-    """The contours of one slice's mask, in patient coordinates (mm), encoded as ContourData."""
+    """The contours of one slice's mask, in patient coordinates (mm), encoded."""
     plane = SlicePlane.from_dataset(ct)
     contours = []
     for rows_cols in trace_contours(mask):
         points_mm = np.round(plane.to_patient(rows_cols), CONTOUR_DECIMALS) + 0.0  # + 0.0: no "-0.0"
-        contours.append((len(points_mm), _decimal_strings(CONTOUR_DATA_TAG, points_mm.ravel())))
+        contours.append(
+            (
+                _element(NUMBER_OF_CONTOUR_POINTS_TAG, "IS", str(len(points_mm)).encode("ascii")),
+                _element(CONTOUR_DATA_TAG, "DS", _decimal_strings(points_mm.ravel())),
+            )
+        )
     return contours
 
 
@@ -264,36 +296,54 @@ class _ContourCache:
         return self._done[key]
 
 
-def _contour_items(contours: _SliceContours, ct: Dataset, first_number: int) -> list[Dataset]:
-    """ContourSequence items of one slice, numbered from ``first_number``."""
-    image = _image_reference(ct)  # one item, shared by the slice's contours (pydicom writes it for each)
-    image.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
-    items = []
-    for number, (n_points, contour_data) in enumerate(contours, start=first_number):
-        item = Dataset()
-        item.ContourNumber = number
-        item.ContourImageSequence = [image]
-        item.ContourGeometricType = CLOSED_PLANAR
-        item.NumberOfContourPoints = n_points
-        item[CONTOUR_DATA_TAG] = contour_data
-        # Declare the items as already encoded the way the file is written (explicit VR little endian,
-        # ASCII): pydicom then writes the raw ContourData as it is instead of parsing it back to floats.
-        item.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
-        items.append(item)
-    return items
+def _contour_image_sequence(ct: Dataset) -> bytes:
+    """The encoded ContourImageSequence element of a contour on slice ``ct``: one item referencing it."""
+    reference = _element(REFERENCED_SOP_CLASS_UID_TAG, "UI", str(ct.SOPClassUID).encode("ascii")) + _element(
+        REFERENCED_SOP_INSTANCE_UID_TAG, "UI", str(ct.SOPInstanceUID).encode("ascii")
+    )
+    value = _item(reference)
+    return (
+        _LONG_ELEMENT.pack(CONTOUR_IMAGE_SEQUENCE_TAG >> 16, CONTOUR_IMAGE_SEQUENCE_TAG & 0xFFFF, b"SQ", len(value))
+        + value
+    )
 
 
-def _roi_contour_item(number: int, structure: Structure, slices: Sequence[Dataset], cache: _ContourCache) -> Dataset:
-    """ROIContourSequence item of ROI ``number``: colour and the contours of every slice."""
-    contours: list[Dataset] = []
+_CLOSED_PLANAR_ELEMENT = _element(0x30060042, "CS", CLOSED_PLANAR.encode("ascii"))  # ContourGeometricType
+
+
+def _contour_sequence(structure: Structure, slices: Sequence[Dataset], cache: _ContourCache) -> tuple[bytes, int]:
+    """The encoded value of a ROI's ContourSequence (its items, contours numbered from 1) and its contour count.
+
+    The items are encoded here, not by pydicom: a lung function structure set has some 15 000 contour
+    items, and pydicom's per-element writing of them took seconds.  Each item holds, in tag order,
+    ContourImageSequence, ContourGeometricType, NumberOfContourPoints, ContourNumber, ContourData
+    (explicit VR little endian, defined lengths); the tests read the file back with pydicom and
+    check it with dciodvfy.
+    """
+    items: list[bytes] = []
     for k, ct in enumerate(slices):
-        if structure.mask[k].any():
-            contours.extend(_contour_items(cache.contours(k, structure.mask[k], ct), ct, len(contours) + 1))
+        if not structure.mask[k].any():
+            continue
+        image = _contour_image_sequence(ct)
+        for n_points, contour_data in cache.contours(k, structure.mask[k], ct):
+            number = _element(CONTOUR_NUMBER_TAG, "IS", str(len(items) + 1).encode("ascii"))
+            items.append(_item(image + _CLOSED_PLANAR_ELEMENT + n_points + number + contour_data))
+    return b"".join(items), len(items)
+
+
+def _roi_contour_item(
+    number: int, structure: Structure, slices: Sequence[Dataset], cache: _ContourCache
+) -> tuple[Dataset, int]:
+    """ROIContourSequence item of ROI ``number`` (colour and the contours of every slice) and its contour count."""
+    contours, count = _contour_sequence(structure, slices, cache)
     item = Dataset()
     item.ROIDisplayColor = display_color(structure.colour)
-    item.ContourSequence = contours
+    item[CONTOUR_SEQUENCE_TAG] = RawDataElement(CONTOUR_SEQUENCE_TAG, "SQ", len(contours), contours, 0, False, True)
     item.ReferencedROINumber = number
-    return item
+    # Declared as already encoded the way the file is written (explicit VR little endian, ASCII):
+    # pydicom then writes the raw ContourSequence as it is.
+    item.set_original_encoding(is_implicit_vr=False, is_little_endian=True, character_encoding=default_encoding)
+    return item, count
 
 
 def _structure_set_roi_item(number: int, structure: Structure, frame_of_reference_uid: str) -> Dataset:
@@ -415,13 +465,22 @@ def write_rt_structure_set(
     numbered = list(enumerate(present, start=1))
     ds.StructureSetROISequence = [_structure_set_roi_item(n, s, frame_of_reference_uid) for n, s in numbered]
     cache = _ContourCache()
-    ds.ROIContourSequence = [_roi_contour_item(n, s, slices, cache) for n, s in numbered]
+    roi_contours = [_roi_contour_item(n, s, slices, cache) for n, s in numbered]
+    ds.ROIContourSequence = [item for item, _ in roi_contours]
     ds.RTROIObservationsSequence = [_observation_item(n, s) for n, s in numbered]
     if uses_private_codes(present):
         ds.CodingSchemeIdentificationSequence = [private_coding_scheme()]
+    # The whole object declared as already in the file's encoding: otherwise pydicom would look for
+    # ambiguous VRs through every sequence and parse the raw ContourSequences back to datasets
+    # (an element left with an ambiguous VR would then make the writing fail, not pass silently).
+    ds.set_original_encoding(
+        is_implicit_vr=False,
+        is_little_endian=True,
+        character_encoding=convert_encodings(ds.get("SpecificCharacterSet") or default_encoding),
+    )
     out_path = Path(out_path)
     ds.save_as(out_path, enforce_file_format=True)
-    n_contours = sum(len(item.ContourSequence) for item in ds.ROIContourSequence)
+    n_contours = sum(count for _, count in roi_contours)
     logger.debug("wrote RT Structure Set (%d ROIs, %d contours) to %s", len(present), n_contours, out_path)
     return out_path
 
@@ -458,9 +517,17 @@ def _contour_slice(contour: Dataset, index_by_uid: dict[str, int], path: Path) -
     return index_by_uid[uid]
 
 
+def _contour_data(contour: Dataset) -> np.ndarray:
+    """ContourData as numbers, also when it came as UN (a value over 64 KB in explicit VR, PS3.5 6.2.2)."""
+    element = contour[CONTOUR_DATA_TAG]
+    if element.VR == "UN":
+        return np.asarray([float(v) for v in bytes(element.value).decode("ascii").split("\\")])
+    return np.asarray([float(v) for v in contour.ContourData])
+
+
 def _fill_contour(contour: Dataset, plane: SlicePlane, shape: tuple[int, int], path: Path) -> np.ndarray:
     """Boolean ``shape`` mask of the voxel centres inside one contour."""
-    points_mm = np.asarray([float(v) for v in contour.ContourData]).reshape(-1, 3)
+    points_mm = _contour_data(contour).reshape(-1, 3)
     rows_cols, off_plane_mm = plane.to_pixel(points_mm)
     worst_mm = float(np.max(np.abs(off_plane_mm)))
     if worst_mm > CONTOUR_PLANE_TOLERANCE_MM:

@@ -152,6 +152,30 @@ def test_round_trip_is_exact(rts_path: Path, ct_slices: list[Dataset]) -> None:
         np.testing.assert_array_equal(masks[structure.label], structure.mask, err_msg=structure.label)
 
 
+def test_contour_longer_than_an_explicit_vr_element_round_trips(ct_slices: list[Dataset], tmp_path: Path) -> None:
+    """A comb one voxel per tooth across 2048 columns: one contour of some 4000 points, ContourData over 64 KB.
+
+    PS3.5 6.2.2: such a value cannot have VR DS with a 16-bit length; it is written as UN and read
+    back through the data dictionary.  The contour must survive whole, and the file stay valid.
+    """
+    wide = [copy.deepcopy(ds) for ds in ct_slices]
+    for ds in wide:
+        ds.Rows, ds.Columns = 64, 2048
+    mask = np.zeros((len(wide), 64, 2048), dtype=bool)
+    mask[3, 10:20, 8:2040] = True
+    mask[3, 20:40, 8:2040:2] = True  # teeth on every other column
+    comb = Structure("Comb", codes.SCT.AnatomicalStructure, codes.SCT.Lung, None, "red", ORGAN, mask)
+    path = write_rt_structure_set([comb], wide, tmp_path / "comb.dcm", algorithm_version=VERSION)
+
+    contour = pydicom.dcmread(path).ROIContourSequence[0].ContourSequence[0]
+    assert int(contour.NumberOfContourPoints) > 3000
+    assert contour["ContourData"].VR == "UN"  # pydicom keeps UN for values this long
+    values = bytes(contour["ContourData"].value).decode("ascii").strip().split("\\")
+    assert len(values) == 3 * int(contour.NumberOfContourPoints)
+    np.testing.assert_array_equal(rasterise_rt_structure_set(path, wide)["Comb"], mask)
+    assert dciodvfy_errors(path) == []
+
+
 def _contours_by_slice(rts: Dataset, roi_number: int) -> dict[str, list[Dataset]]:
     """SOPInstanceUID -> the contours of ROI ``roi_number`` on that slice."""
     item = next(i for i in rts.ROIContourSequence if int(i.ReferencedROINumber) == roi_number)
