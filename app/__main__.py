@@ -15,13 +15,14 @@ Exit codes
    or the stU-Net with ``--dsc-stunet``.
 6  ``python -m app.pacs`` only: the PACS cannot be reached, answers with an HTTP error, holds no
    such study, or rejects the results (see ``app/pacs.py``).
-130  interrupted (Ctrl-C).
+130  interrupted (Ctrl-C, or SIGTERM as ``docker stop`` sends): nothing is written.
 
-Logging handlers are configured here and nowhere else.  This module also keeps a normal run
-quiet: it re-executes Python once with the 32 MiB stack limit Holoscan asks for (when the hard
-limit allows), lowers Holoscan's own log level, and hides SDK warnings a user cannot act on and
-the tracebacks libraries attach to their error lines (all shown with ``-l DEBUG``).
-See ``app/README.md``.
+The command runs the pipeline in a child process with the 32 MiB stack limit Holoscan asks for
+(when the hard limit allows) and removes its working folder when it is interrupted or killed
+(:mod:`app.supervisor`).  Logging handlers are configured here (and, for its own one or two
+lines, in the supervisor).  This module also keeps a normal run quiet: it lowers Holoscan's own
+log level and hides SDK warnings a user cannot act on and the tracebacks libraries attach to
+their error lines (all shown with ``-l DEBUG``).  See ``app/README.md``.
 """
 
 from __future__ import annotations
@@ -37,26 +38,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app import __version__
+from app.supervisor import CHILD_ENV, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, STACK_LIMIT_BYTES, supervise
 
 if TYPE_CHECKING:
     from app.config import AppConfig
 
 EXIT_OK = 0
-EXIT_INTERNAL_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NO_MATCHING_SERIES = 3
 EXIT_UNREADABLE_SERIES = 4
 EXIT_MODEL = 5
 EXIT_PACS = 6
-EXIT_INTERRUPTED = 130
 
 INPUT_ENV, INPUT_DEFAULT = "HOLOSCAN_INPUT_PATH", "input"
 OUTPUT_ENV, OUTPUT_DEFAULT = "HOLOSCAN_OUTPUT_PATH", "output"
 """The SDK's conventions (``monai.deploy.core.RuntimeEnv``), read here without importing Holoscan."""
 
 HOLOSCAN_LOG_ENV = "HOLOSCAN_LOG_LEVEL"
-STACK_LIMIT_BYTES = 32 * 1024 * 1024
-"""Holoscan warns, and may crash in deep recursion, below this stack size limit."""
 
 _STACK_RAISED_ENV = "PERFUSION_MAP_STACK_RAISED"
 _NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
@@ -254,5 +252,6 @@ def run_with_exit_code(action: Callable[[], object]) -> int:
 
 
 if __name__ == "__main__":
-    ensure_stack_limit()
-    sys.exit(main())
+    if os.environ.get(CHILD_ENV):
+        sys.exit(main())  # the pipeline process
+    sys.exit(supervise(sys.argv[1:], _LOG_FORMAT))  # see app/supervisor.py

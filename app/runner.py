@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.config import AppConfig, RunSettings
+from app.supervisor import note_work_dir
 from core.errors import PerfusionMapError
 from core.series_selection import FolderScan, require_ct, scan_folder, select_series
 
@@ -179,6 +180,7 @@ def _make_work_dir(output_dir: Path) -> Path:
             work_dir = Path(tempfile.mkdtemp(prefix=WORK_DIR_SUFFIX, dir=output_dir))
         except OSError as inner:
             raise UsageError(f"cannot write into the output folder {output_dir} ({inner.strerror})") from None
+    note_work_dir(work_dir)  # so that ``python -m app`` can remove it if this process is stopped
     umask = os.umask(0)
     os.umask(umask)
     work_dir.chmod(0o777 & ~umask)
