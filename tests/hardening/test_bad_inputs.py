@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,34 +286,8 @@ def test_an_unusable_model_exits_5_and_writes_nothing(make_model, messages: tupl
 # --- the remaining exit codes -------------------------------------------------------------------
 
 
-def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
-    """SIGINT once the graph runs: exit 130, no output folder, no working folder."""
-    study = cases.small_ct_study(tmp_path / "study")
-    output = tmp_path / "results" / "out"
-    log = tmp_path / "log.txt"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("HOLOSCAN_")}
-    with log.open("w", encoding="utf-8") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "-i", str(study), "-o", str(output)],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120.0
-        while "Lungs segmented" not in log.read_text(encoding="utf-8") and process.poll() is None:
-            assert time.monotonic() < deadline, "the app never reached the lung segmentation"
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        returncode = process.wait(timeout=120)
-    text = log.read_text(encoding="utf-8")
-    assert returncode == EXIT_INTERRUPTED, text
-    assert "interrupted; the output folder was left unchanged" in text
-    _assert_nothing_written(output.parent, output)
-
-
-def test_a_killed_pipeline_process_exits_1_and_leaves_nothing(tmp_path: Path) -> None:
-    """The pipeline process killed outright (as the kernel's OOM killer does) once its working folder exists."""
+def _stop_once_the_graph_runs(tmp_path: Path, stop: Callable[[subprocess.Popen[bytes]], None]) -> tuple[int, str, Path]:
+    """Start ``python -m app`` on a small CT, call ``stop`` once the lungs are segmented; exit code, log, output."""
     study = cases.small_ct_study(tmp_path / "study")
     output = tmp_path / "results" / "out"
     log = tmp_path / "log.txt"
@@ -330,11 +305,28 @@ def test_a_killed_pipeline_process_exits_1_and_leaves_nothing(tmp_path: Path) ->
             assert time.monotonic() < deadline, "the app never reached the lung segmentation"
             time.sleep(0.2)
         assert any(cases_partial(p) for p in output.parent.iterdir()), "no working folder while the graph runs"
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        assert len(children) == 1, f"expected one pipeline process, found {children}"
-        os.kill(int(children[0]), signal.SIGKILL)
+        stop(process)
         returncode = process.wait(timeout=120)
-    text = log.read_text(encoding="utf-8")
+    return returncode, log.read_text(encoding="utf-8"), output
+
+
+def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
+    """SIGINT once the graph runs: exit 130, no output folder, no working folder."""
+    returncode, text, output = _stop_once_the_graph_runs(tmp_path, lambda process: process.send_signal(signal.SIGINT))
+    assert returncode == EXIT_INTERRUPTED, text
+    assert "interrupted; the output folder was left unchanged" in text
+    _assert_nothing_written(output.parent, output)
+
+
+def _kill_the_pipeline_process(process: subprocess.Popen[bytes]) -> None:
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    assert len(children) == 1, f"expected one pipeline process, found {children}"
+    os.kill(int(children[0]), signal.SIGKILL)
+
+
+def test_a_killed_pipeline_process_exits_1_and_leaves_nothing(tmp_path: Path) -> None:
+    """The pipeline process killed outright (as the kernel's OOM killer does) once its working folder exists."""
+    returncode, text, output = _stop_once_the_graph_runs(tmp_path, _kill_the_pipeline_process)
     assert returncode == EXIT_INTERNAL_ERROR, text
     assert "the pipeline process was killed by SIGKILL" in text
     _assert_nothing_written(output.parent, output)
