@@ -31,14 +31,13 @@ import argparse
 import dataclasses
 import logging
 import os
-import resource
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app import __version__
-from app.supervisor import CHILD_ENV, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, STACK_LIMIT_BYTES, supervise
+from app.supervisor import CHILD_ENV, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, supervise
 
 if TYPE_CHECKING:
     from app.config import AppConfig
@@ -56,9 +55,8 @@ OUTPUT_ENV, OUTPUT_DEFAULT = "HOLOSCAN_OUTPUT_PATH", "output"
 
 HOLOSCAN_LOG_ENV = "HOLOSCAN_LOG_LEVEL"
 
-_STACK_RAISED_ENV = "PERFUSION_MAP_STACK_RAISED"
 _NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
-_LOG_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+LOG_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 logger = logging.getLogger("app")
@@ -154,7 +152,7 @@ def add_processing_arguments(parser: argparse.ArgumentParser) -> None:
 def configure_logging(level: str) -> None:
     """One stderr handler; the SDK's own INFO chatter only at DEBUG; Holoscan's level to match."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT, datefmt="%H:%M:%S"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
     if level != "DEBUG":
         handler.addFilter(_HideUnactionableSdkWarnings())
         handler.addFilter(_HideThirdPartyTracebacks())
@@ -176,22 +174,6 @@ def _holoscan_log_level(level: str) -> str:
     if level in ("ERROR", "CRITICAL") or not _NVIDIA_DRIVER_FILE.exists():
         return "ERROR"
     return "WARN"
-
-
-def ensure_stack_limit() -> None:
-    """Re-execute this command once with a 32 MiB soft stack limit, if it is lower and may be raised.
-
-    The limit of a running process's threads is fixed when it starts, so raising it needs a new
-    process.  Where the hard limit forbids it, Holoscan's own warning tells the user what to do.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
-    too_low = soft != resource.RLIM_INFINITY and soft < STACK_LIMIT_BYTES
-    can_raise = hard == resource.RLIM_INFINITY or hard >= STACK_LIMIT_BYTES
-    if not too_low or not can_raise or os.environ.get(_STACK_RAISED_ENV):
-        return
-    resource.setrlimit(resource.RLIMIT_STACK, (STACK_LIMIT_BYTES, hard))
-    os.environ[_STACK_RAISED_ENV] = "1"
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -254,4 +236,4 @@ def run_with_exit_code(action: Callable[[], object]) -> int:
 if __name__ == "__main__":
     if os.environ.get(CHILD_ENV):
         sys.exit(main())  # the pipeline process
-    sys.exit(supervise(sys.argv[1:], _LOG_FORMAT))  # see app/supervisor.py
+    sys.exit(supervise(sys.argv[1:], LOG_FORMAT))  # see app/supervisor.py

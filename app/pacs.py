@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING
 
 from app import __version__
 from app.__main__ import (
+    LOG_FORMAT,
     add_processing_arguments,
     build_config,
     configure_logging,
-    ensure_stack_limit,
     run_with_exit_code,
 )
+from app.supervisor import CHILD_ENV, note_work_dir, supervise
 
 if TYPE_CHECKING:
     from app.config import AppConfig
@@ -85,7 +87,7 @@ def pull_run_push(url: str, study_instance_uid: str, output_dir: Path, config: A
     UsageError, NoMatchingSeriesError, InputDataError, ModelContractError
         As :func:`app.runner.run` raises them.
     """
-    # Imported here, not at the top, so that the stack-limit re-execution starts without them.
+    # Imported here, not at the top, so that the supervisor process starts without them.
     from app.runner import UsageError, check_output_folder, run
     from core.pacs.dicomweb import check_uid, make_client, pull_study, push_folder
 
@@ -95,6 +97,7 @@ def pull_run_push(url: str, study_instance_uid: str, output_dir: Path, config: A
     except ValueError as error:
         raise UsageError(str(error)) from error
     with tempfile.TemporaryDirectory(prefix=PULL_DIR_PREFIX) as pull_dir:
+        note_work_dir(Path(pull_dir))  # so that a supervisor removes it if this process is stopped
         study_dir = Path(pull_dir) / "study"
         check_output_folder(study_dir, Path(output_dir).absolute())
         pulled = pull_study(client, study_instance_uid, study_dir)
@@ -114,5 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    ensure_stack_limit()
-    sys.exit(main())
+    if os.environ.get(CHILD_ENV):
+        sys.exit(main())  # the pipeline process
+    sys.exit(supervise(sys.argv[1:], LOG_FORMAT, module="app.pacs"))  # see app/supervisor.py

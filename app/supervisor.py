@@ -1,4 +1,4 @@
-"""``python -m app`` runs the pipeline in a child process and stays in charge of interruptions.
+"""``python -m app`` and ``python -m app.pacs`` run the pipeline in a child process and handle interruptions.
 
 While the graph runs, Holoscan installs its own SIGINT handler: the Python code never sees
 ``KeyboardInterrupt``, and after a few seconds Holoscan ends the process with exit code 1, leaving
@@ -6,8 +6,9 @@ the working folder behind.  So the command is two processes:
 
 * this *supervisor*, which imports nothing heavy, starts the pipeline process with the 32 MiB
   stack limit Holoscan asks for and waits for it;
-* the *pipeline process* (``app.__main__.main``), which tells the supervisor where its working
-  folder is as soon as it has made it (a one-line note file named by :data:`WORK_DIR_NOTE_ENV`).
+* the *pipeline process* (``app.__main__.main``, or ``app.pacs.main`` for ``python -m app.pacs``),
+  which tells the supervisor where its working folder (and a pulled study) is as soon as it has
+  made it (one line each in a note file named by :data:`WORK_DIR_NOTE_ENV`).
 
 On Ctrl-C (SIGINT) or SIGTERM (``docker stop``), the supervisor passes the signal on, waits for the
 pipeline process to end (killing it after :data:`STOP_GRACE_S`), removes its working folder unless
@@ -51,8 +52,8 @@ class _StopSignalError(BaseException):
         self.signum = signum
 
 
-def supervise(argv: Sequence[str], log_format: str) -> int:
-    """Run ``python -m app ARGV`` as the pipeline process; its exit code, or 130 when interrupted."""
+def supervise(argv: Sequence[str], log_format: str, module: str = "app") -> int:
+    """Run ``python -m MODULE ARGV`` as the pipeline process; its exit code, or 130 when interrupted."""
     note_fd, note_name = tempfile.mkstemp(prefix="perfusion-map-", suffix=".workdir")
     os.close(note_fd)
     note = Path(note_name)
@@ -60,7 +61,7 @@ def supervise(argv: Sequence[str], log_format: str) -> int:
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     child: subprocess.Popen[bytes] | None = None
     try:
-        child = subprocess.Popen([sys.executable, "-m", "app", *argv], env=environment, preexec_fn=_raise_stack_limit)
+        child = subprocess.Popen([sys.executable, "-m", module, *argv], env=environment, preexec_fn=_raise_stack_limit)
         code = child.wait()
         if code < 0:
             _configure_logging(log_format)
@@ -84,11 +85,12 @@ def supervise(argv: Sequence[str], log_format: str) -> int:
         note.unlink(missing_ok=True)
 
 
-def note_work_dir(work_dir: Path) -> None:
-    """In the pipeline process: tell the supervisor where the working folder is (no-op without one)."""
+def note_work_dir(folder: Path) -> None:
+    """In the pipeline process: tell the supervisor about a folder to remove if it is stopped (no-op without one)."""
     note = os.environ.get(WORK_DIR_NOTE_ENV)
     if note:
-        Path(note).write_text(str(work_dir), encoding="utf-8")
+        with Path(note).open("a", encoding="utf-8") as lines:
+            lines.write(f"{folder}\n")
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -110,13 +112,14 @@ def _stop(child: subprocess.Popen[bytes], signum: int) -> None:
 
 
 def _remove_work_dir(note: Path) -> None:
-    """Remove the pipeline process's working folder, if it made one and it is still there."""
+    """Remove the folders the pipeline process noted (its working folder, a pulled study) that are still there."""
     try:
-        named = note.read_text(encoding="utf-8").strip()
+        named = note.read_text(encoding="utf-8").splitlines()
     except OSError:
         return
-    if named and Path(named).is_dir():
-        shutil.rmtree(named, ignore_errors=True)
+    for folder in filter(None, (line.strip() for line in named)):
+        if Path(folder).is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _raise_stack_limit() -> None:
