@@ -88,15 +88,19 @@ def functional_volumes(
 
 def lung_box(lung_labels: np.ndarray) -> tuple[slice, slice, slice] | None:
     """The smallest ``(z, y, x)`` box holding every lung voxel (:data:`LUNG_NAMES` labels); None without one."""
-    lungs = np.isin(lung_labels, list(LUNG_NAMES))
-    box = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        present = np.flatnonzero(lungs.any(axis=other))
-        if present.size == 0:
-            return None
-        box.append(slice(int(present[0]), int(present[-1]) + 1))
-    return box[0], box[1], box[2]
+    lungs: np.ndarray = np.zeros(lung_labels.shape, dtype=bool)
+    for label in LUNG_NAMES:  # faster than np.isin on a CT-sized volume
+        lungs |= lung_labels == label
+    slices = np.flatnonzero(lungs.any(axis=(1, 2)))
+    if slices.size == 0:
+        return None
+    footprint: np.ndarray = lungs[slices[0] : slices[-1] + 1].any(axis=0)  # (y, x) projection of the lung slices
+    rows, columns = np.flatnonzero(footprint.any(axis=1)), np.flatnonzero(footprint.any(axis=0))
+    return (
+        slice(int(slices[0]), int(slices[-1]) + 1),
+        slice(int(rows[0]), int(rows[-1]) + 1),
+        slice(int(columns[0]), int(columns[-1]) + 1),
+    )
 
 
 def zone_labels(lung_labels: np.ndarray) -> dict[str, np.ndarray]:

@@ -4,7 +4,6 @@ Two processes on loopback: both ranks run, each trains on its own share of the l
 parameters agree across the ranks afterwards, and only rank 0 writes the run directory.
 """
 
-import dataclasses
 import json
 import os
 import re
@@ -16,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.trainer.conftest import tiny_ddran_config
 from trainer.config import load_config
-from trainer.data import save_sample
 from trainer.distributed import SINGLE, Distributed, parameter_digest
 from trainer.train import load_checkpoint_model
 
@@ -30,19 +29,8 @@ TIMEOUT_S = 300
 
 
 def _tiny_run(tmp_path: Path, phantom_samples) -> Path:
-    samples = tmp_path / "samples"
-    samples.mkdir()
-    for case in CASES:  # three "patients": two to train on (4 lungs), one held out
-        for sample in phantom_samples:
-            save_sample(samples, dataclasses.replace(sample, case_id=case))
-    config = tmp_path / "tiny.toml"
-    config.write_text(
-        f'[data]\nsamples = "{samples}"\ntest_fraction = 0.34\nfolds = 2\n'
-        '[model]\nkind = "ddran"\nchannels = [4, 8, 16, 32]\n'
-        '[optim]\nepochs = 2\nbatch_size = 1\nmax_steps_per_epoch = 1\nprecision = "bf16"\ndevice = "cpu"\n'
-        "monitor_lungs = 1\n"
-    )
-    return config
+    # three "patients": two to train on (4 lungs), one held out
+    return tiny_ddran_config(tmp_path, phantom_samples, CASES, 'batch_size = 1\ndevice = "cpu"\n')
 
 
 def test_torchrun_two_processes_train_the_ddran_with_ddp(tmp_path, phantom_samples):

@@ -1,6 +1,5 @@
 """A tiny end-to-end training (few steps, tiny width): the loss falls, the run resumes, the export round-trips."""
 
-import dataclasses
 import json
 import warnings
 
@@ -8,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.trainer.conftest import tiny_ddran_config
 from trainer.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from trainer.export import export_model
 from trainer.train import build_model, masked_bce, train_model
@@ -71,20 +71,11 @@ def test_export_round_trip(tmp_path, phantom_samples):
 
 
 def test_command_line_final_fit_evaluates_and_exports(tmp_path, phantom_samples):
-    from trainer.data import save_sample
     from trainer.train import main
 
-    samples = tmp_path / "samples"
-    samples.mkdir()
-    for case in ("caseA", "caseB", "caseC"):  # three "patients" (copies) are enough for the split machinery
-        for sample in phantom_samples:
-            save_sample(samples, dataclasses.replace(sample, case_id=case))
-    config = tmp_path / "tiny.toml"
-    config.write_text(
-        f'[data]\nsamples = "{samples}"\ntest_fraction = 0.34\nfolds = 2\n'
-        '[model]\nkind = "ddran"\nchannels = [4, 8, 16, 32]\n'
-        '[optim]\nepochs = 2\nbatch_size = 2\nmax_steps_per_epoch = 1\nprecision = "bf16"\nschedule = "cosine"\n'
-        "monitor_lungs = 1\n"
+    # three "patients" (copies) are enough for the split machinery
+    config = tiny_ddran_config(
+        tmp_path, phantom_samples, ("caseA", "caseB", "caseC"), 'batch_size = 2\nschedule = "cosine"\n'
     )
     export = tmp_path / "models" / "ddran_tiny"
     assert main(["--config", str(config), "--out", str(tmp_path / "run"), "--export", str(export)]) == 0

@@ -6,7 +6,7 @@ import pytest
 from core.errors import InputDataError
 from core.geometry import Grid
 from core.labels import LungLabel
-from core.lung.quantification import functional_volumes, quantify_regions, zone_labels
+from core.lung.quantification import functional_volumes, lung_box, quantify_regions, zone_labels
 
 GRID = Grid((12, 4, 8), (2.0, 5.0, 10.0), (0.0, 0.0, 0.0))  # voxel 0.1 mL
 
@@ -81,3 +81,15 @@ def test_bad_inputs_say_what_is_wrong():
         quantify_regions(-ones, ones, labels, GRID)
     with pytest.raises(InputDataError, match="shape"):
         quantify_regions(ones[:-1], ones, labels, GRID)
+
+
+def test_lung_box_is_the_bounding_box_of_the_lung_labels_only() -> None:
+    rng = np.random.default_rng(5)
+    labels = np.zeros((20, 30, 40), dtype=np.uint8)
+    labels[3:9, 5:22, 7:12] = rng.integers(0, 3, size=(6, 17, 5))
+    labels[12, 25, 30] = LungLabel.LEFT_LUNG
+    labels[0, 0, 0] = 7  # not a lung label: outside the box
+    lungs = np.argwhere(np.isin(labels, [LungLabel.RIGHT_LUNG, LungLabel.LEFT_LUNG]))
+    expected = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(lungs.min(axis=0), lungs.max(axis=0)))
+    assert lung_box(labels) == expected
+    assert lung_box(np.zeros((4, 5, 6), dtype=np.uint8)) is None
