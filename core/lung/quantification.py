@@ -94,7 +94,7 @@ def lung_box(lung_labels: np.ndarray) -> tuple[slice, slice, slice] | None:
     slices = np.flatnonzero(lungs.any(axis=(1, 2)))
     if slices.size == 0:
         return None
-    footprint: np.ndarray = lungs[slices[0] : slices[-1] + 1].any(axis=0)  # (y, x) projection of the lung slices
+    footprint = np.any(lungs[slices[0] : slices[-1] + 1], axis=0)  # (y, x) projection of the lung slices
     rows, columns = np.flatnonzero(footprint.any(axis=1)), np.flatnonzero(footprint.any(axis=0))
     return (
         slice(int(slices[0]), int(slices[-1]) + 1),
