@@ -19,7 +19,7 @@ class AppRun:
     """One finished run of the command line.
 
     ``log`` is stdout and stderr together; ``peak_rss_mib`` the child's largest resident set size
-    (``ru_maxrss`` of that process alone, including the re-execution that raises its stack limit).
+    (``ru_maxrss`` of that process and its reaped children: the supervisor and its pipeline process).
     """
 
     returncode: int

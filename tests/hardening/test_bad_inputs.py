@@ -220,8 +220,16 @@ def test_every_transfer_syntax_gives_the_same_pixels(reference: AppRun, tmp_path
 def test_unused_series_do_not_raise_peak_memory(reference: AppRun, tmp_path: Path) -> None:
     """150 MiB of coronal reformats beside the CT: read as headers only, so memory stays bounded."""
     run = _run_case(cases.large_study, tmp_path)
-    _assert_complete(run, ALL_LUNG_OUTPUTS)
-    assert run.peak_rss_mib - reference.peak_rss_mib < LARGE_STUDY_MAX_EXTRA_RSS_MIB, (
+    record = _assert_complete(run, ALL_LUNG_OUTPUTS)
+    # The process's peak when the CT volume was built, after the loader has read every file: unused
+    # pixel data read then would show here and stay for the run.  The whole run's peak is reached
+    # later, in the network inference, and varies by some 100 MiB between identical runs.
+    loaded = record["peak_memory_mib"]["after_operator"]["ct_volume"]
+    reference_record = json.loads((reference.output / "run_record.json").read_text(encoding="utf-8"))
+    reference_loaded = reference_record["peak_memory_mib"]["after_operator"]["ct_volume"]
+    assert loaded - reference_loaded < LARGE_STUDY_MAX_EXTRA_RSS_MIB, (
+        loaded,
+        reference_loaded,
         run.peak_rss_mib,
         reference.peak_rss_mib,
     )
