@@ -32,7 +32,7 @@ from trainer.dsc.config import (
 from trainer.dsc.data import StripIndex, cache_folder, cached_case, case_doses, load_split, split_cases
 from trainer.dsc.evaluate import METRICS, REFERENCES, evaluate
 from trainer.dsc.export import export
-from trainer.dsc.train import Run, build_network, masked_mse, train
+from trainer.dsc.train import Run, build_network, learning_rate, masked_mse, train
 
 STANDARDISED_ATOL = 0.3
 TINY_SPEC = DscSpec((4, 48, 48), (5.0, 4.8, 4.8), dt_s=1.5, n_frames=40)
@@ -147,6 +147,29 @@ def test_train_resume_export_predict_and_evaluate(tmp_path):
     for name in ("results.json", "table.md", "table.csv", "figure1_cbv.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
     assert "(n/a)" in (tmp_path / "eval" / "table.md").read_text()
+
+
+def test_learning_rate_drops_tenfold_at_drop_at():
+    assert [learning_rate(DscOptimConfig(epochs=20), e) for e in (0, 19)] == [1e-3, 1e-3]  # the paper: constant
+    drop = DscOptimConfig(epochs=20, learning_rate=2e-3, drop_at=0.8)
+    assert [learning_rate(drop, e) for e in (15, 16, 19)] == pytest.approx([2e-3, 2e-4, 2e-4])
+    with pytest.raises(ValueError, match="drop_at"):
+        DscOptimConfig(drop_at=0.0)
+
+
+def test_a_constant_rate_run_extended_with_a_drop_equals_the_straight_run(tmp_path):
+    """Resuming a finished constant-rate run under a longer configuration with a drop gives the run that
+    configuration trains from scratch (the optimiser's saved rate is replaced), and the history records the rates."""
+    constant = tiny_config(tmp_path / "cache", epochs=1)
+    extended = replace(constant, optim=replace(constant.optim, epochs=2, drop_at=0.5))
+    straight = train(extended, tmp_path / "straight")
+    train(constant, tmp_path / "extended")
+    resumed = train(extended, tmp_path / "extended")
+    assert [h["learning_rate"] for h in resumed.history] == pytest.approx([1e-3, 1e-4])
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert (tmp_path / "extended" / "history.csv").read_text().splitlines()[0].count("learning_rate") == 1
 
 
 def test_strip_index_keeps_strips_with_brain(tmp_path):

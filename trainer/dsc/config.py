@@ -170,6 +170,8 @@ class DscOptimConfig:
     epochs: int = 200
     batch_size: int = 16
     learning_rate: float = 1e-3
+    drop_at: float = 1.0
+    """From this fraction of the epochs on, the rate is divided by 10; 1.0 (the paper): constant."""
     strips_per_epoch: int = 0
     """Training strips drawn (without replacement) every epoch; 0: all of them."""
     val_strips: int = 0
@@ -182,6 +184,8 @@ class DscOptimConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
             raise ValueError("optim.epochs and optim.batch_size must be >= 1 and optim.learning_rate > 0")
+        if not 0.0 < self.drop_at <= 1.0:
+            raise ValueError(f"optim.drop_at must be in (0, 1], got {self.drop_at}")
         if self.strips_per_epoch < 0 or self.val_strips < 0 or self.threads < 1:
             raise ValueError("optim.strips_per_epoch and val_strips must be >= 0, threads >= 1")
         if self.precision not in ("fp32", "bf16"):

@@ -6,8 +6,8 @@ The network is the configuration's ``model.kind`` (:func:`build_network`); every
 
 Cases are simulated, preprocessed and cached once (:mod:`trainer.dsc.data`) and split by case
 (``<run>/split.json``; the test cases are never loaded here).  Every epoch draws ``strips_per_epoch`` of the
-training strips (stride 8, every dose version; all of them when 0) in a seeded order, and Adam minimises the
-L2 loss between the predicted and the target strips of standardised CBV.  The loss is the mean squared
+training strips (stride 8, every dose version; all of them when 0) in a seeded order, and Adam (a constant
+rate as in the paper, or divided by 10 from ``optim.drop_at`` of the epochs on) minimises the L2 loss between the predicted and the target strips of standardised CBV.  The loss is the mean squared
 error over the BRAIN voxels of the batch: voxels outside the brain have no meaningful target (SVD gives
 no CBV there) and are masked out.  A checkpoint is written after every epoch (``<run>/checkpoint.pt``:
 weights, optimiser, RNG state, history) and an interrupted run resumes from it when started again;
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from trainer.dsc.config import DscConfig, DscFrameCnnConfig, load_dsc_config
+from trainer.dsc.config import DscConfig, DscFrameCnnConfig, DscOptimConfig, load_dsc_config
 from trainer.dsc.data import StripIndex, load_split, split_cases
 from trainer.networks.frame_channel_cnn import FrameChannelCnn
 from trainer.networks.stunet import StUNet
@@ -119,7 +119,8 @@ class Run:
         partial.replace(self.path)
         (self.folder / "history.json").write_text(json.dumps(self.history, indent=2))
         with (self.folder / "history.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(self.history[0]) if self.history else ["epoch"])
+            columns = list(dict.fromkeys(key for record in self.history for key in record)) or ["epoch"]
+            writer = csv.DictWriter(f, fieldnames=columns)  # a resumed run may have gained columns
             writer.writeheader()
             writer.writerows(self.history)
 
@@ -142,9 +143,16 @@ def _subset(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
     return order if count == 0 or count >= n else order[:count]
 
 
+def learning_rate(optim: DscOptimConfig, epoch: int) -> float:
+    """The rate of ``epoch`` (0-based): ``learning_rate``, divided by 10 from ``drop_at`` of the epochs on."""
+    return optim.learning_rate * (0.1 if epoch >= round(optim.drop_at * optim.epochs) else 1.0)
+
+
 def _epoch(run: Run, cases: list[dict[str, np.ndarray]], index: StripIndex, epoch: int) -> tuple[float, int]:
     o = run.config.optim
     members = _subset(len(index), o.strips_per_epoch, np.random.default_rng([o.seed, epoch]))
+    for group in run.optimiser.param_groups:  # also after a resume, whose optimiser state holds the old rate
+        group["lr"] = learning_rate(o, epoch)
     run.model.train()
     losses = []
     batches = range(0, len(members), o.batch_size)
@@ -193,6 +201,7 @@ def train(config: DscConfig, folder: Path, *, stop_after: int | None = None, max
         train_loss, strips = _epoch(run, train_cases, train_index, epoch)
         train_seconds = time.perf_counter() - t0
         record: dict = {"epoch": epoch + 1, "train_loss": train_loss}
+        record["learning_rate"] = learning_rate(config.optim, epoch)
         record |= validate(run.model, val_cases, val_index, val_members, config)
         record |= {"strips": strips, "strips_per_s": strips / train_seconds, "seconds": time.perf_counter() - t0}
         run.history.append(record)
