@@ -7,9 +7,10 @@ The network is the configuration's ``model.kind`` (:func:`build_network`); every
 Cases are simulated, preprocessed and cached once (:mod:`trainer.dsc.data`) and split by case
 (``<run>/split.json``; the test cases are never loaded here).  Every epoch draws ``strips_per_epoch`` of the
 training strips (stride 8, every dose version; all of them when 0) in a seeded order, and Adam (a constant
-rate as in the paper, or divided by 10 from ``optim.drop_at`` of the epochs on) minimises the L2 loss between the predicted and the target strips of standardised CBV.  The loss is the mean squared
-error over the BRAIN voxels of the batch: voxels outside the brain have no meaningful target (SVD gives
-no CBV there) and are masked out.  A checkpoint is written after every epoch (``<run>/checkpoint.pt``:
+rate as in the paper, or divided by 10 from ``optim.drop_at`` of the epochs on) minimises the L2 loss
+between the predicted and the target strips of standardised CBV.  The loss is the mean squared error over
+the BRAIN voxels of the batch: voxels outside the brain have no meaningful target (SVD gives no CBV there)
+and are masked out.  A checkpoint is written after every epoch (``<run>/checkpoint.pt``:
 weights, optimiser, RNG state, history) and an interrupted run resumes from it when started again;
 ``<run>/history.csv`` and ``history.json`` hold the train and validation losses (overall and per dose),
 the strips seen and the throughput.  Deterministic for a given seed on one machine and thread count.
