@@ -12,9 +12,9 @@ from core.nm.denoising_model import DenoisingModel
 from core.simulation.spect import ReconParams
 from core.simulation.study import StudySpec, generate_study
 from trainer.denoise import evaluate, export
-from trainer.denoise.config import load_denoise_config
+from trainer.denoise.config import DenoiseConfig, load_denoise_config
 from trainer.denoise.data import load_case
-from trainer.denoise.train import train
+from trainer.denoise.train import learning_rate, train
 
 TINY_BONE = StudySpec((24, 96, 96), (6.0, 4.4, 4.4), recon=ReconParams(iterations=2, subsets=6, matrix=96, n_slices=72))
 CONFIG = """
@@ -96,3 +96,10 @@ def test_evaluation_and_export_give_a_model_the_app_loads(bone_studies: Path) ->
     case = load_case(bone_studies / "cache" / f"{report['test_cases'][0]}.npz")
     denoised = model.denoise(case.fast, case.ct_hu)
     assert denoised.shape == case.fast.shape and (denoised >= 0).all()
+
+
+def test_seed_003_schedule_divides_the_rate_by_10_for_the_last_fifth():
+    config = DenoiseConfig()  # 100 epochs, drop at 0.8
+    rates = [learning_rate(config, epoch) for epoch in (0, 79, 80, 99)]
+    base = config.optim.learning_rate
+    assert rates == pytest.approx([base, base, base / 10, base / 10])

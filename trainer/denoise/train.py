@@ -29,6 +29,7 @@ from trainer.denoise.config import DenoiseConfig, load_denoise_config
 from trainer.denoise.data import SliceDataset, cache_cases, load_case
 from trainer.denoise.losses import deep_supervision_loss
 from trainer.networks.u2net import U2Net
+from trainer.schedules import tenfold_drop
 from trainer.split import split_cases
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def split_of(config: DenoiseConfig) -> tuple[list[Path], list[Path]]:
 def learning_rate(config: DenoiseConfig, epoch: int) -> float:
     """Seed 003's schedule: the initial rate, divided by 10 from ``drop_at`` of the epochs on."""
     o = config.optim
-    return o.learning_rate * (0.1 if epoch >= int(o.drop_at * o.epochs) else 1.0)
+    return tenfold_drop(o.learning_rate, o.drop_at, o.epochs, epoch)
 
 
 def device_of(config: DenoiseConfig) -> torch.device:

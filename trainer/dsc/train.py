@@ -35,6 +35,7 @@ from trainer.dsc.config import DscConfig, DscFrameCnnConfig, DscOptimConfig, loa
 from trainer.dsc.data import StripIndex, load_split, split_cases
 from trainer.networks.frame_channel_cnn import FrameChannelCnn
 from trainer.networks.stunet import StUNet
+from trainer.schedules import tenfold_drop
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def _subset(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
 
 def learning_rate(optim: DscOptimConfig, epoch: int) -> float:
     """The rate of ``epoch`` (0-based): ``learning_rate``, divided by 10 from ``drop_at`` of the epochs on."""
-    return optim.learning_rate * (0.1 if epoch >= round(optim.drop_at * optim.epochs) else 1.0)
+    return tenfold_drop(optim.learning_rate, optim.drop_at, optim.epochs, epoch)
 
 
 def _epoch(run: Run, cases: list[dict[str, np.ndarray]], index: StripIndex, epoch: int) -> tuple[float, int]:
