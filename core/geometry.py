@@ -14,6 +14,7 @@ Conventions used everywhere in ``core``:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,3 +77,26 @@ class Grid:
         z = self.axis_mm("z").astype(np.float64)
         x0, y0, _ = self.origin_lps_mm
         return np.stack([np.full_like(z, x0), np.full_like(z, y0), z], axis=1)
+
+
+def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, ...] | None:
+    """The smallest box holding every non-zero voxel of ``mask``, grown by ``margin`` voxels per axis (clipped).
+
+    ``None`` when ``mask`` is all zero.  The first axis comes from one pass over ``mask``, the others from
+    the projection of its occupied slab (for a lung in a chest CT, much less than a pass per axis).
+    """
+    mask = np.asarray(mask)
+    pads = (margin,) * mask.ndim if isinstance(margin, int) else tuple(margin)
+    if len(pads) != mask.ndim:
+        raise ValueError(f"margin needs one value per axis of the {mask.ndim}-D mask, got {pads}")
+    hits = np.flatnonzero(mask.any(axis=tuple(range(1, mask.ndim))) if mask.ndim > 1 else mask)
+    if hits.size == 0:
+        return None
+    box = [slice(int(hits[0]), int(hits[-1]) + 1)]
+    if mask.ndim > 1:
+        inner = bounding_box(np.any(mask[box[0]], axis=0))
+        assert inner is not None  # the slab holds a voxel
+        box.extend(inner)
+    return tuple(
+        slice(max(0, b.start - pad), min(n, b.stop + pad)) for b, pad, n in zip(box, pads, mask.shape, strict=True)
+    )

@@ -57,6 +57,7 @@ from core.dicom.structures import (
     present_structures,
     uses_private_codes,
 )
+from core.geometry import bounding_box
 from core.labels import LungLabel
 
 logger = logging.getLogger(__name__)
@@ -222,9 +223,9 @@ def _pixel_array(present: Sequence[Structure]) -> tuple[np.ndarray, slice]:
 
 def _slab(mask: np.ndarray) -> tuple[slice, slice]:
     """The slices and rows of ``mask`` that hold its voxels (it must have one)."""
-    slices = np.flatnonzero(mask.any(axis=(1, 2)))
-    rows = np.flatnonzero(mask[slices[0] : slices[-1] + 1].any(axis=(0, 2)))
-    return slice(int(slices[0]), int(slices[-1]) + 1), slice(int(rows[0]), int(rows[-1]) + 1)
+    box = bounding_box(mask)
+    assert box is not None, "a present structure has a voxel"
+    return box[0], box[1]
 
 
 def _shift(box: tuple[slice, slice], first: int) -> tuple[slice, slice]:

@@ -45,7 +45,7 @@ from scipy import ndimage
 from skimage.filters import rank
 
 from core.errors import NoLungsFoundError
-from core.geometry import Grid
+from core.geometry import Grid, bounding_box
 from core.labels import LungLabel
 from core.resample import resample_to_grid
 
@@ -217,16 +217,6 @@ class EnhancedLung:
     crop: LungCrop
 
 
-def _lung_box(where: np.ndarray, grid: Grid, margin_mm: float) -> tuple[slice, slice, slice]:
-    """Bounding box of ``where`` widened by ``margin_mm`` (rounded up to whole voxels), clipped."""
-    parts = []
-    for axis in range(3):
-        hits = np.flatnonzero(np.any(where, axis=tuple(a for a in range(3) if a != axis)))
-        pad = math.ceil(margin_mm / grid.spacing_mm[axis] - 1e-9)
-        parts.append(slice(max(int(hits[0]) - pad, 0), min(int(hits[-1]) + 1 + pad, grid.shape[axis])))
-    return (parts[0], parts[1], parts[2])
-
-
 def crop_lung(
     hu: np.ndarray,
     lung_mask: np.ndarray,
@@ -278,7 +268,8 @@ def crop_lung(
         raise NoLungsFoundError(
             f"lung label {label} ({name}) is absent from the lung mask; check the segmentation (pneumonectomy?)"
         )
-    crop = LungCrop(_lung_box(where, grid, margin_mm), grid, tuple(int(n) for n in shape))  # type: ignore[arg-type]
+    box = bounding_box(where, [math.ceil(margin_mm / s - 1e-9) for s in grid.spacing_mm])  # margin in whole voxels
+    crop = LungCrop(box, grid, tuple(int(n) for n in shape))  # type: ignore[arg-type]
     hu_crop = crop.crop(hu, interpolation="linear", default_value=AIR_HU)
     mask_crop = crop.crop(where, interpolation="nearest")
     logger.debug("lung %d: box %s voxels -> crop %s, voxel %s mm", label, crop.box_shape, shape, crop.grid.spacing_mm)

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from core.errors import InputDataError
-from core.geometry import Grid
+from core.geometry import Grid, bounding_box
 from core.labels import LungLabel
 from core.metrics import FUNCTION_THRESHOLD
 from core.nm.standardisation import HIR_PERCENTILE, normalise_spect
@@ -86,21 +86,12 @@ def functional_volumes(
     return FunctionalVolumes(high, low)
 
 
-def lung_box(lung_labels: np.ndarray) -> tuple[slice, slice, slice] | None:
+def lung_box(lung_labels: np.ndarray) -> tuple[slice, ...] | None:
     """The smallest ``(z, y, x)`` box holding every lung voxel (:data:`LUNG_NAMES` labels); None without one."""
     lungs: np.ndarray = np.zeros(lung_labels.shape, dtype=bool)
     for label in LUNG_NAMES:  # faster than np.isin on a CT-sized volume
         lungs |= lung_labels == label
-    slices = np.flatnonzero(lungs.any(axis=(1, 2)))
-    if slices.size == 0:
-        return None
-    footprint = np.any(lungs[slices[0] : slices[-1] + 1], axis=0)  # (y, x) projection of the lung slices
-    rows, columns = np.flatnonzero(footprint.any(axis=1)), np.flatnonzero(footprint.any(axis=0))
-    return (
-        slice(int(slices[0]), int(slices[-1]) + 1),
-        slice(int(rows[0]), int(rows[-1]) + 1),
-        slice(int(columns[0]), int(columns[-1]) + 1),
-    )
+    return bounding_box(lungs)
 
 
 def zone_labels(lung_labels: np.ndarray) -> dict[str, np.ndarray]:

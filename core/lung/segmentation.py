@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from core.errors import NoLungsFoundError
-from core.geometry import Grid
+from core.geometry import Grid, bounding_box
 from core.labels import LungLabel
 from core.orientation import canonical
 from core.simulation.shapes import block_mean
@@ -245,7 +245,7 @@ def _separate_by_erosion(mask: np.ndarray, spacing: tuple[float, ...]) -> np.nda
 def _nearest_seed(mask: np.ndarray, seeds: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
     """Each mask voxel gets the label of the nearest seed voxel (within the mask's bounding box)."""
     out = np.zeros(mask.shape, dtype=np.uint8)
-    box = _bbox(mask, [0, 0, 0])
+    box = bounding_box(mask)
     if box is None:
         return out
     local = seeds[box]
@@ -277,7 +277,7 @@ def _include_dense_pathology(
     out = labels.copy()
     margin = [int(np.ceil(params.closing_mm / s)) + 2 for s in spacing]
     for value in (LungLabel.RIGHT_LUNG, LungLabel.LEFT_LUNG):
-        box = _bbox(labels == value, margin)
+        box = bounding_box(labels == value, margin)
         if box is None:
             continue
         lung = labels[box] == value
@@ -287,18 +287,6 @@ def _include_dense_pathology(
         add = filled & allowed[box] & (out[box] == 0)
         out[box][add] = value
     return out
-
-
-def _bbox(mask: np.ndarray, margin: list[int]) -> tuple[slice, ...] | None:
-    """Bounding box of ``mask`` grown by ``margin`` voxels per axis (clipped), or None if empty."""
-    if not mask.any():
-        return None
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        box.append(slice(max(0, hits[0] - margin[axis]), min(mask.shape[axis], hits[-1] + margin[axis] + 1)))
-    return tuple(box)
 
 
 def _refine(
@@ -316,7 +304,7 @@ def _refine(
     """
     out = np.zeros(hu.shape, dtype=np.uint8)
     outer_coarse = ndimage.grey_dilation(labels, size=3)
-    box = _bbox(outer_coarse > 0, [1, 1, 1])
+    box = bounding_box(outer_coarse > 0, 1)
     if box is None:
         return out
     fine = tuple(slice(b.start * f, min(b.stop * f, n)) for b, f, n in zip(box, factors, hu.shape))
