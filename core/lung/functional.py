@@ -26,6 +26,7 @@ from core.lung.quantification import (
     FunctionalVolumes,
     RegionStats,
     functional_volumes,
+    lung_box,
     quantify_regions,
     zone_labels,
 )
@@ -82,9 +83,12 @@ def synthesise_study(
     """
     predictions = {int(label): model.predict_crop(lung.enhanced) for label, lung in lungs.items()}
     maps = paste_predictions(predictions, {int(label): lung.crop for label, lung in lungs.items()}, lung_labels)
-    volumes = {name: functional_volumes(maps[name], lung_labels) for name in maps}
-    zones = zone_labels(lung_labels)
-    regions = quantify_regions(maps["perfusion"], maps["ventilation"], lung_labels, grid, volumes=volumes, zones=zones)
+    box = lung_box(lung_labels)  # once for the three steps below
+    volumes = {name: functional_volumes(maps[name], lung_labels, box=box) for name in maps}
+    zones = zone_labels(lung_labels, box=box)
+    regions = quantify_regions(
+        maps["perfusion"], maps["ventilation"], lung_labels, grid, volumes=volumes, zones=zones, box=box
+    )
     return FunctionalResult(maps, lung_labels, grid, predictions, zones, volumes, regions)
 
 

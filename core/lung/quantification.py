@@ -44,6 +44,7 @@ def functional_volumes(
     *,
     threshold: float = FUNCTION_THRESHOLD,
     percentile: float = HIR_PERCENTILE,
+    box: tuple[slice, ...] | None = None,
 ) -> FunctionalVolumes:
     """High-/low-function lung of a perfusion or ventilation map (seed 000: P75 normalisation, 0.66).
 
@@ -55,6 +56,8 @@ def functional_volumes(
         Same shape, :class:`~core.labels.LungLabel` values.
     threshold, percentile
         0.66 and 75 in the paper.
+    box
+        :func:`lung_box` of ``lung_labels`` when the caller has it (it takes a CT-sized pass); found here otherwise.
 
     Returns
     -------
@@ -68,7 +71,7 @@ def functional_volumes(
     """
     if function_map.shape != lung_labels.shape:
         raise InputDataError(f"function map shape {function_map.shape} differs from lung mask {lung_labels.shape}")
-    box = lung_box(lung_labels)
+    box = lung_box(lung_labels) if box is None else box
     if box is None:
         raise InputDataError("the lung mask labels no lung; segment the lungs first")
     # Everything outside the lungs' bounding box is neither high nor low: work on the box only
@@ -94,14 +97,15 @@ def lung_box(lung_labels: np.ndarray) -> tuple[slice, ...] | None:
     return bounding_box(lungs)
 
 
-def zone_labels(lung_labels: np.ndarray) -> dict[str, np.ndarray]:
+def zone_labels(lung_labels: np.ndarray, *, box: tuple[slice, ...] | None = None) -> dict[str, np.ndarray]:
     """Six zones: each lung cut into thirds of its cranio-caudal extent (slices), keyed ``<lung> <zone>``.
 
     The extent runs from the lowest to the highest slice holding that lung; each third covers an
-    equal length of it (voxel centres at a boundary go to the upper zone).
+    equal length of it (voxel centres at a boundary go to the upper zone).  ``box``: as for
+    :func:`functional_volumes`.
     """
     zones: dict[str, np.ndarray] = {}
-    box = lung_box(lung_labels)
+    box = lung_box(lung_labels) if box is None else box
     if box is None:
         return zones
     labels = lung_labels[box]  # zones lie in the lungs' bounding box: cut them there
@@ -156,6 +160,7 @@ def quantify_regions(
     *,
     volumes: Mapping[str, FunctionalVolumes] | None = None,
     zones: Mapping[str, np.ndarray] | None = None,
+    box: tuple[slice, ...] | None = None,
 ) -> list[RegionStats]:
     """Lung-by-lung and zone-by-zone shares, V/Q ratios and functional volumes.
 
@@ -172,6 +177,8 @@ def quantify_regions(
         (:func:`functional_volumes`); computed here otherwise.
     zones
         The six zones when already cut (:func:`zone_labels`); cut here otherwise.
+    box
+        As for :func:`functional_volumes`.
 
     Returns
     -------
@@ -186,7 +193,7 @@ def quantify_regions(
     for name, array in (("perfusion", perfusion), ("ventilation", ventilation), ("lung mask", lung_labels)):
         if array.shape != grid.shape:
             raise InputDataError(f"{name} shape {array.shape} differs from the grid {grid.shape}")
-    box = lung_box(lung_labels)
+    box = lung_box(lung_labels) if box is None else box
     if box is None:
         raise InputDataError("the lung mask labels no lung; segment the lungs first")
     # Every region lies in the lungs' bounding box: sum over the box only (same voxels, same order,
@@ -203,11 +210,11 @@ def quantify_regions(
         totals[name] = values.sum()
     if volumes is None:
         volumes = {
-            "perfusion": functional_volumes(full_perfusion, lung_labels),
-            "ventilation": functional_volumes(full_ventilation, lung_labels),
+            "perfusion": functional_volumes(full_perfusion, lung_labels, box=box),
+            "ventilation": functional_volumes(full_ventilation, lung_labels, box=box),
         }
     if zones is None:
-        zones = zone_labels(lung_labels)
+        zones = zone_labels(lung_labels, box=box)
     functional = {name: FunctionalVolumes(v.high[box], v.low[box]) for name, v in volumes.items()}
     regions = {"both lungs": lungs}
     regions.update({name: labels == label for label, name in LUNG_NAMES.items() if (labels == label).any()})
