@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from core.errors import InputDataError
-from core.geometry import Grid
+from core.geometry import Grid, bounding_box
 from core.perfusion.deconvolution import METHODS, deconvolve
 from core.perfusion.lesions import StrokeLesions, cleaned, stroke_lesions
 from core.perfusion.parameters import PerfusionParameters, blood_volume, parameters_from_residue
@@ -231,8 +231,14 @@ def guided_in_mask(
     depend on the scanner's HU scale.  Voxels outside ``mask`` come back as 0.
     """
     radius = (max(1, round(radius_mm / grid.spacing_mm[1])), max(1, round(radius_mm / grid.spacing_mm[2])))
+    out = np.zeros_like(conc)
+    # every window of a mask voxel lies in the mask's box grown by the radius: filtering that box is exact
+    box = bounding_box(mask, (0, radius[0] + 1, radius[1] + 1))
+    if box is None:
+        return out
+    inside = mask[box]
     size = (1, 2 * radius[0] + 1, 2 * radius[1] + 1)
-    weight = mask.astype(np.float32)
+    weight = inside.astype(np.float32)
     count = np.maximum(ndimage.uniform_filter(weight, size), 1e-6)
 
     def mean(image: np.ndarray) -> np.ndarray:
@@ -241,15 +247,14 @@ def guided_in_mask(
     lo, hi = np.percentile(guide[mask], GUIDE_PERCENTILES)
     # a flat guidance has no edge to keep: the filter is then a box mean
     span = float(hi - lo)
-    level = ((guide - lo) / span if span > 0 else np.zeros(guide.shape)).astype(np.float32)
+    level = ((guide[box] - lo) / span if span > 0 else np.zeros(inside.shape)).astype(np.float32)
     mean_i = mean(level)
     var_i = mean(level * level) - mean_i * mean_i
-    out = np.empty_like(conc)
-    for k, frame in enumerate(conc):
+    for k, frame in enumerate(conc[(slice(None), *box)]):
         mean_p = mean(frame)
         a = (mean(level * frame) - mean_i * mean_p) / (var_i + eps)
         b = mean_p - a * mean_i
-        out[k] = (mean(a) * level + mean(b)) * weight
+        out[(k, *box)] = (mean(a) * level + mean(b)) * weight
     return out
 
 
