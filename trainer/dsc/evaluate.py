@@ -283,17 +283,19 @@ def evaluate(
     test_stride: int | None = None,
     progress: bool = True,
     baseline_dir: Path | None = None,
+    mirror: bool = True,
 ) -> dict[str, Any]:
     """Table 1 and Fig. 1 of the model in ``model_dir`` on its configuration's test cases, written into ``out``.
 
     ``baseline_dir``: a 2D CNN baseline (:func:`load_baseline`) scored as the method ``cnn2d``.
     """
     out.mkdir(parents=True, exist_ok=True)
-    model = StUNetModel(model_dir)
+    model = StUNetModel(model_dir, mirror=mirror)
     config: DscConfig = dsc_config_from_dict(model.metadata["training"]["config"])
     networks = {"stunet": model}
     if baseline_dir is not None:
         networks[BASELINE] = load_baseline(baseline_dir, config)
+        networks[BASELINE].mirror = mirror
     for network in networks.values():
         network.threads = config.optim.threads
     cases = load_split(config, "test", progress)
@@ -307,6 +309,7 @@ def evaluate(
         "model": model.identity,
         "test_cases": split_cases(config.data)["test"].tolist(),
         "test_stride": model.test_stride if test_stride is None else test_stride,
+        "mirror": mirror,
         "summary": results,
         "per_case": per_case,
         "paper": PAPER_TABLE1,
@@ -334,9 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline", type=Path, metavar="MODEL_DIR", help="a frame_channel_cnn model folder, scored as cnn2d"
     )
+    parser.add_argument(
+        "--no-mirror", action="store_true", help="one pass per slice (the paper), without the mirror-image average"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    evaluate(args.model, args.out, test_stride=args.test_stride, baseline_dir=args.baseline)
+    evaluate(args.model, args.out, test_stride=args.test_stride, baseline_dir=args.baseline, mirror=not args.no_mirror)
     print((args.out / "table.md").read_text())
     return 0
 

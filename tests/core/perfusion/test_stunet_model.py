@@ -59,9 +59,30 @@ def stunet_folder(tmp_path_factory) -> Path:
     return write_folder(tmp_path_factory.mktemp("stunet"), network)
 
 
+class ColumnIndex(nn.Module):
+    """Stand-in network that is not mirror-symmetric: every output voxel holds its column index in the strip."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        width = x.shape[-1]
+        columns = torch.arange(width, dtype=x.dtype).expand(x.shape[0], 1, x.shape[-2], width)
+        return columns
+
+
 @pytest.fixture(scope="module")
 def mean_folder(tmp_path_factory) -> Path:
     return write_folder(tmp_path_factory.mktemp("time_mean"), TimeMean())
+
+
+def test_mirror_averages_the_slice_and_its_mirror_image(tmp_path):
+    folder = write_folder(tmp_path / "columns", ColumnIndex())
+    dsc = np.zeros((16, 1, 32, 32), dtype=np.float32)
+    brain = np.zeros((1, 32, 32), bool)
+    brain[0, 4:28, 2:30] = True
+    single = StUNetModel(folder, mirror=False).predict_prepared(dsc, brain, test_stride=4)
+    both = StUNetModel(folder).predict_prepared(dsc, brain, test_stride=4)
+    # strips span the whole width, so one pass gives the column index, the mirror pass 31 minus it
+    np.testing.assert_allclose(single[0, 10], np.where(brain[0, 10], np.arange(32), 0.0))
+    np.testing.assert_allclose(both, np.where(brain, 15.5, 0.0))
 
 
 def acquisition(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
