@@ -250,11 +250,11 @@ def guided_in_mask(
     level = ((guide[box] - lo) / span if span > 0 else np.zeros(inside.shape)).astype(np.float32)
     mean_i = mean(level)
     var_i = mean(level * level) - mean_i * mean_i
-    for k, frame in enumerate(conc[(slice(None), *box)]):
+    for frame, filtered in zip(conc[(slice(None), *box)], out[(slice(None), *box)], strict=True):
         mean_p = mean(frame)
         a = (mean(level * frame) - mean_i * mean_p) / (var_i + eps)
         b = mean_p - a * mean_i
-        out[(k, *box)] = (mean(a) * level + mean(b)) * weight
+        filtered[...] = (mean(a) * level + mean(b)) * weight
     return out
 
 
