@@ -246,7 +246,7 @@ def score_cases(
     return per_case, figure_maps
 
 
-def load_baseline(folder: Path, config: DscConfig) -> StUNetModel:
+def load_baseline(folder: Path, config: DscConfig, mirror: bool = True) -> StUNetModel:
     """The 2D CNN baseline of ``folder``, checked against the evaluated model's ``config``.
 
     Raises
@@ -255,7 +255,7 @@ def load_baseline(folder: Path, config: DscConfig) -> StUNetModel:
         If the baseline is not a ``frame_channel_cnn``, or was trained with another phantom preset, other test
         cases or another preprocessing of the DSC (it could then have seen the test cases, or read other inputs).
     """
-    baseline = StUNetModel(folder)
+    baseline = StUNetModel(folder, mirror=mirror)
     if baseline.network_kind != "frame_channel_cnn":
         raise ValueError(f"--baseline {folder} must be a frame_channel_cnn model, got {baseline.network_kind!r}")
     theirs = dsc_config_from_dict(baseline.metadata["training"]["config"])
@@ -294,8 +294,7 @@ def evaluate(
     config: DscConfig = dsc_config_from_dict(model.metadata["training"]["config"])
     networks = {"stunet": model}
     if baseline_dir is not None:
-        networks[BASELINE] = load_baseline(baseline_dir, config)
-        networks[BASELINE].mirror = mirror
+        networks[BASELINE] = load_baseline(baseline_dir, config, mirror)
     for network in networks.values():
         network.threads = config.optim.threads
     cases = load_split(config, "test", progress)
