@@ -212,7 +212,7 @@ def ssim(
     return float(ssim_map[inside].mean())
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
+def dice(a: np.ndarray, b: np.ndarray) -> float:
     """Eq. 6, ``2 |a & b| / (|a| + |b|)``; 1.0 when both are empty (they agree)."""
     total = int(a.sum()) + int(b.sum())
     if total == 0:
@@ -265,7 +265,7 @@ def functional_dice(
             logger.warning("functional_dice: cannot normalise the %s (%s); returning nan", name, err)
             return math.nan, math.nan
     high_p, high_y = (n >= threshold for n in normalised)
-    return _dice(high_p & inside, high_y & inside), _dice(~high_p & inside, ~high_y & inside)
+    return dice(high_p & inside, high_y & inside), dice(~high_p & inside, ~high_y & inside)
 
 
 def evaluate_function_map(

@@ -14,16 +14,16 @@ The guided filter's radius and eps were chosen on seeds 1300-1305; the evaluatio
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from core.perfusion.ctp import CTP_METHODS, SMOOTHINGS, CtpSettings, analyse_ctp
+from core.metrics import dice
+from core.perfusion.ctp import CTP_METHODS, SMOOTHINGS, CtpMethod, CtpSettings, Smoothing, analyse_ctp
 from core.simulation.ctp_params import CTP_PRESETS
 from core.simulation.ctp_phantom import make_ctp_phantom
 
@@ -41,12 +41,7 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum() + b.sum())
-    return 2.0 * float((a & b).sum()) / total if total else 1.0
-
-
-def lesion_rows(seeds: list[int], smoothings: list[str], method: str = "osvd") -> list[dict[str, Any]]:
+def lesion_rows(seeds: list[int], smoothings: list[Smoothing], method: CtpMethod = "osvd") -> list[dict[str, Any]]:
     """One row per seed and smoothing: volumes (ml), relative errors, Dice and reference CBF."""
     rows = []
     spec = CTP_PRESETS["sample"]
@@ -55,7 +50,7 @@ def lesion_rows(seeds: list[int], smoothings: list[str], method: str = "osvd") -
         voxel_ml = phantom.grid.voxel_volume_ml
         truth = phantom.lesions.volumes_ml(voxel_ml)
         for smoothing in smoothings:
-            settings = dataclasses.replace(CtpSettings(method=method), smoothing=smoothing)  # type: ignore[arg-type]
+            settings = CtpSettings(method=method, smoothing=smoothing)
             result = analyse_ctp(phantom.hu, phantom.times_s, phantom.grid, settings)
             found = result.lesions.volumes_ml(voxel_ml)
             rows.append(
@@ -65,11 +60,11 @@ def lesion_rows(seeds: list[int], smoothings: list[str], method: str = "osvd") -
                     "core_ml": found["core_ml"],
                     "true_core_ml": truth["core_ml"],
                     "core_error": found["core_ml"] / truth["core_ml"] - 1.0,
-                    "core_dice": _dice(result.lesions.core, phantom.lesions.core),
+                    "core_dice": dice(result.lesions.core, phantom.lesions.core),
                     "hypoperfusion_ml": found["hypoperfusion_ml"],
                     "true_hypoperfusion_ml": truth["hypoperfusion_ml"],
                     "hypoperfusion_error": found["hypoperfusion_ml"] / truth["hypoperfusion_ml"] - 1.0,
-                    "hypoperfusion_dice": _dice(result.lesions.hypoperfusion, phantom.lesions.hypoperfusion),
+                    "hypoperfusion_dice": dice(result.lesions.hypoperfusion, phantom.lesions.hypoperfusion),
                     "reference_cbf": result.lesions.reference_cbf_ml_100g_min,
                     "true_reference_cbf": phantom.lesions.reference_cbf_ml_100g_min,
                 }
@@ -114,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for lesions.json and lesions.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    rows = lesion_rows(parse_seeds(args.seeds), args.smoothing, args.method)
+    rows = lesion_rows(parse_seeds(args.seeds), cast(list[Smoothing], args.smoothing), cast(CtpMethod, args.method))
     table = markdown(rows)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from core.errors import InputDataError
 from core.geometry import Grid
@@ -23,7 +24,7 @@ from core.perfusion.ctp import (
     smoothed_in_mask,
     uniform_frames,
 )
-from core.simulation.ctp_params import CtpSpec
+from core.simulation.ctp_params import CTP_PRESETS, CtpSpec
 from core.simulation.ctp_phantom import make_ctp_phantom
 
 SPEC = CtpSpec((6, 96, 96), (5.0, 2.4, 2.4), dt_s=1.5, n_frames=32, aif_kind="gamma", noise_hu=0.0)
@@ -157,7 +158,6 @@ def test_guided_filter_of_a_flat_guidance_is_the_masked_box_mean():
     np.testing.assert_allclose(guided_in_mask(noisy, mask, _step_case()[2], 2.0, 1e9, GRID), out, atol=1e-3)
     weight = mask.astype(np.float64)
     window = (1, 5, 5)
-    from scipy import ndimage
 
     def box(image):
         return ndimage.uniform_filter(image * weight, window) / np.maximum(ndimage.uniform_filter(weight, window), 1e-6)
@@ -175,8 +175,7 @@ def test_smoothing_setting_is_checked():
 
 
 def test_guided_filter_finds_more_of_a_noisy_core_than_the_gaussian():
-    spec = CtpSpec((8, 128, 128), (5.0, 1.8, 1.8), dt_s=1.5, n_frames=40, aif_kind="gamma", noise_hu=7.0)
-    noisy = make_ctp_phantom(spec, 1203)
+    noisy = make_ctp_phantom(CTP_PRESETS["sample"], 1203)  # 7 HU noise
     guided = analyse_ctp(noisy.hu, noisy.times_s, noisy.grid)
     gaussian = analyse_ctp(noisy.hu, noisy.times_s, noisy.grid, CtpSettings(smoothing="gaussian"))
     truth = noisy.lesions.core
