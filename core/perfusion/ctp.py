@@ -30,7 +30,7 @@ from scipy import ndimage
 from core.errors import InputDataError
 from core.geometry import Grid, bounding_box
 from core.perfusion.deconvolution import METHODS, deconvolve
-from core.perfusion.lesions import StrokeLesions, cleaned, stroke_lesions
+from core.perfusion.lesions import StrokeLesions, measured_lesions
 from core.perfusion.parameters import PerfusionParameters, blood_volume, parameters_from_residue
 from core.perfusion.simulation import KAPPA
 
@@ -322,10 +322,8 @@ def analyse_ctp(
         # noise can make a low-flow voxel's area, hence CBV and MTT, negative: physically they are 0
         volume.reshape(-1)[tissue_index[~vessel_like]] = np.clip(getattr(params, name)[~vessel_like], 0.0, None)
         maps[name] = volume
-    lesions = cleaned(
-        stroke_lesions(maps["cbf_ml_100g_min"], maps["tmax_s"], tissue),
-        grid.voxel_volume_ml,
-        settings.min_lesion_island_ml,
+    lesions = measured_lesions(
+        maps["cbf_ml_100g_min"], maps["tmax_s"], tissue, grid.voxel_volume_ml, settings.min_lesion_island_ml
     )
     seconds = {
         "prepare_s": prepared - started,

@@ -6,9 +6,10 @@
   the core is counted only where it is also hypoperfused, as RAPID does, so the ratio is >= 1).
 
 The same function applies the definitions to the phantom's true maps (the truth) and to the
-estimated maps (the result); only the maps differ.  On estimated maps, noise leaves scattered
-voxels above a threshold; :func:`without_small_islands` removes connected regions smaller than a
-volume, as clinical tools do before reporting volumes.
+estimated maps (the result); only the maps differ.  On estimated maps noise flips single voxels
+across a threshold, both ways; :func:`measured_lesions` therefore removes connected regions smaller
+than a volume (:func:`without_small_islands`, as clinical tools do before reporting volumes) and
+fills the holes that noise leaves inside a hypoperfused territory before the core is read from it.
 """
 
 from __future__ import annotations
@@ -84,8 +85,31 @@ def without_small_islands(mask: np.ndarray, voxel_volume_ml: float, min_ml: floa
     return keep[labels]
 
 
-def cleaned(lesions: StrokeLesions, voxel_volume_ml: float, min_ml: float) -> StrokeLesions:
-    """Both lesion masks without islands smaller than ``min_ml``; the core stays inside the hypoperfusion."""
-    hypo = without_small_islands(lesions.hypoperfusion, voxel_volume_ml, min_ml)
-    core = without_small_islands(lesions.core & hypo, voxel_volume_ml, min_ml)
-    return StrokeLesions(core=core, hypoperfusion=hypo, reference_cbf_ml_100g_min=lesions.reference_cbf_ml_100g_min)
+def filled_in_plane(mask: np.ndarray, within: np.ndarray) -> np.ndarray:
+    """``mask`` with the holes of each slice filled (:func:`scipy.ndimage.binary_fill_holes`), kept in ``within``."""
+    filled = np.stack([ndimage.binary_fill_holes(plane) for plane in mask.astype(bool)])
+    return filled & within.astype(bool)
+
+
+def measured_lesions(
+    cbf: np.ndarray, tmax_s: np.ndarray, tissue: np.ndarray, voxel_volume_ml: float, min_ml: float
+) -> StrokeLesions:
+    """Core and hypoperfusion read from estimated maps, robust to the noise of single voxels.
+
+    The definitions are :func:`stroke_lesions`'; in addition:
+
+    1. the hypoperfusion loses its 3-D islands under ``min_ml`` and gets the holes of each slice filled
+       (tissue only): a voxel inside a hypoperfused territory whose noisy Tmax fell under 6 s is
+       hypoperfused like its surroundings;
+    2. the core is the tissue below 30 % of the reference CBF inside that hypoperfusion, less its own
+       islands under ``min_ml``.
+
+    On the CTP phantoms the hole filling (chosen on tuning seeds 1300-1305) moved the core from a
+    median -21 % to -13 % of the truth on the evaluation seeds and the hypoperfusion from -0 % to +1 %.
+    """
+    raw = stroke_lesions(cbf, tmax_s, tissue)
+    tissue = tissue.astype(bool)
+    hypo = filled_in_plane(without_small_islands(raw.hypoperfusion, voxel_volume_ml, min_ml), tissue)
+    low_flow = tissue & (cbf < CORE_RELATIVE_CBF * raw.reference_cbf_ml_100g_min)
+    core = without_small_islands(low_flow & hypo, voxel_volume_ml, min_ml)
+    return StrokeLesions(core=core, hypoperfusion=hypo, reference_cbf_ml_100g_min=raw.reference_cbf_ml_100g_min)
