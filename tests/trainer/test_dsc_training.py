@@ -32,7 +32,7 @@ from trainer.dsc.config import (
 from trainer.dsc.data import StripIndex, cache_folder, cached_case, case_doses, load_split, split_cases
 from trainer.dsc.evaluate import METRICS, REFERENCES, evaluate
 from trainer.dsc.export import export
-from trainer.dsc.train import Run, build_network, learning_rate, masked_mse, train
+from trainer.dsc.train import Run, build_network, learning_rate, load_trained, masked_mse, train
 
 STANDARDISED_ATOL = 0.3
 TINY_SPEC = DscSpec((4, 48, 48), (5.0, 4.8, 4.8), dt_s=1.5, n_frames=40)
@@ -83,6 +83,35 @@ def test_training_cases_come_at_full_and_drawn_doses():
     assert doses[0] == 1.0 and len(doses) == 5 and ((doses >= 0.25) & (doses <= 1.0)).all()
     assert np.array_equal(doses, case_doses(data, 4001, "train"))
     assert case_doses(data, 4001, "test").tolist() == [1.0, 0.5, 0.25]
+
+
+def test_reciprocal_sampling_draws_doses_uniform_in_one_over_dose():
+    draws = {
+        sampling: case_doses(DscDataConfig(doses_per_case=2001, dose_sampling=sampling), 4001, "train")[1:]
+        for sampling in ("uniform", "reciprocal")
+    }
+    for doses in draws.values():
+        assert ((doses >= 0.25) & (doses <= 1.0)).all()
+    # uniform in [0.25, 1]: median 0.625, a fifth under 0.4; uniform in 1/d on [1, 4]: median 1/2.5, half under 0.4
+    assert np.median(draws["uniform"]) == pytest.approx(0.625, abs=0.03)
+    assert np.median(draws["reciprocal"]) == pytest.approx(0.4, abs=0.03)
+    assert np.mean(draws["reciprocal"] < 0.4) == pytest.approx(0.5, abs=0.03)
+    assert np.mean(1.0 / draws["reciprocal"]) == pytest.approx(2.5, abs=0.05)
+    with pytest.raises(ValueError, match="dose_sampling"):
+        DscDataConfig(dose_sampling="log")
+
+
+def test_training_cases_of_another_dose_sampling_have_their_own_cache_file(tmp_path):
+    uniform = tiny_config(tmp_path / "cache")
+    reciprocal = replace(uniform, data=replace(uniform.data, dose_sampling="reciprocal"))
+    seed = int(split_cases(uniform.data)["train"][0])
+    a, b = cached_case(uniform, seed, "train"), cached_case(reciprocal, seed, "train")
+    folder = cache_folder(uniform)
+    assert sorted(p.name for p in folder.iterdir()) == [f"case_{seed}.npz", f"case_{seed}_reciprocal.npz"]
+    assert a["doses"][1] != b["doses"][1] and np.array_equal(cached_case(uniform, seed, "train")["doses"], a["doses"])
+    validation = int(split_cases(uniform.data)["val"][0])  # evaluation doses do not depend on the sampling
+    cached_case(reciprocal, validation, "val")
+    assert (folder / f"case_{validation}.npz").exists()
 
 
 def test_cached_case_arrays(tmp_path):
@@ -170,6 +199,51 @@ def test_a_constant_rate_run_extended_with_a_drop_equals_the_straight_run(tmp_pa
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert (tmp_path / "extended" / "history.csv").read_text().splitlines()[0].count("learning_rate") == 1
+
+
+def test_moving_average_of_the_weights_is_validated_resumed_and_exported(tmp_path):
+    base = tiny_config(tmp_path / "cache")
+    config = replace(base, optim=replace(base.optim, ema_decay=0.5))
+    straight = train(config, tmp_path / "straight")
+    train(config, tmp_path / "resumed", stop_after=1)
+    resumed = train(config, tmp_path / "resumed")
+    for (name, a), b in zip(straight.kept.state_dict().items(), resumed.kept.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    record = straight.history[-1]
+    assert {"raw_val_loss", "raw_val_loss_dose_25"} <= set(record) and record["raw_val_loss"] != record["val_loss"]
+    model, _ = load_trained(config, tmp_path / "straight")
+    for (name, a), b in zip(model.state_dict().items(), straight.kept.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    averaged, plain = straight.kept.state_dict(), straight.model.state_dict()
+    assert any(not torch.equal(averaged[k], plain[k]) for k in plain)
+    folder = export(tmp_path / "straight", tmp_path / "models" / "stunet_dsc", name="stunet_dsc", version="0.0.1")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert (
+        "moving average" in metadata["training"]["weights"]
+        and metadata["val_metrics"]["val_loss"] == record["val_loss"]
+    )
+    plain_model, _ = load_trained(config, tmp_path / "straight", plain=True)
+    for (name, a), b in zip(plain_model.state_dict().items(), plain.values(), strict=True):
+        assert torch.equal(a, b), name
+    folder = export(tmp_path / "straight", tmp_path / "models" / "plain", name="plain", version="0.0.1", plain=True)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["training"]["weights"] == "the last step's"
+    assert metadata["val_metrics"]["val_loss"] == record["raw_val_loss"]
+    assert not any(key.startswith("raw_") for key in metadata["val_metrics"])
+
+
+def test_a_moving_average_that_barely_moves_keeps_the_weights_of_the_first_step(tmp_path):
+    base = tiny_config(tmp_path / "cache", epochs=3)  # one step per epoch
+    config = replace(base, optim=replace(base.optim, ema_decay=1.0 - 1e-9, strips_per_epoch=4))
+    first = train(config, tmp_path / "first", stop_after=1).model.state_dict()  # the average starts there
+    run = train(config, tmp_path / "run")
+    for name, value in first.items():
+        if value.is_floating_point():  # weights and batch-norm statistics; the step counters are averaged too
+            assert torch.allclose(run.kept.state_dict()[name], value, atol=1e-6), name
+    moved = [name for name, value in first.items() if not torch.equal(run.model.state_dict()[name], value)]
+    assert moved  # the plain weights went on training
+    with pytest.raises(ValueError, match="ema_decay"):
+        DscOptimConfig(ema_decay=1.0)
 
 
 def test_strip_index_keeps_strips_with_brain(tmp_path):

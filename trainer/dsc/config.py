@@ -24,6 +24,8 @@ from trainer.config import config_section
 from trainer.networks.frame_channel_cnn import POOL
 from trainer.networks.stunet import SPATIAL_STRIDE
 
+DOSE_SAMPLINGS = ("uniform", "reciprocal")
+
 
 @dataclass(frozen=True)
 class DscDataConfig:
@@ -41,6 +43,9 @@ class DscDataConfig:
     doses_per_case: int = 4
     """Versions of every training case: the full dose and ``doses_per_case - 1`` doses drawn in ``dose_range``."""
     dose_range: tuple[float, float] = (0.25, 1.0)
+    dose_sampling: str = "uniform"
+    """How the training doses are drawn in ``dose_range``: ``uniform`` in the dose, or ``reciprocal``:
+    uniform in 1/dose, which puts half the draws of ``(0.25, 1)`` under 0.4 (the noise grows as 1/dose)."""
     eval_doses: tuple[float, ...] = (1.0, 0.5, 0.25)
     """Doses of the validation and test cases (seed 004 Table 1: full, half and quarter dose)."""
 
@@ -50,6 +55,8 @@ class DscDataConfig:
         low, high = self.dose_range
         if not 0.0 < low <= high <= 1.0 or self.doses_per_case < 1:
             raise ValueError(f"data.dose_range must lie in (0, 1] and doses_per_case >= 1, got {self}")
+        if self.dose_sampling not in DOSE_SAMPLINGS:
+            raise ValueError(f"data.dose_sampling must be one of {DOSE_SAMPLINGS}, got {self.dose_sampling!r}")
         if not self.eval_doses or not all(0.0 < d <= 1.0 for d in self.eval_doses) or self.eval_doses[0] != 1.0:
             raise ValueError(f"data.eval_doses must start with the full dose 1.0, all in (0, 1]: {self.eval_doses}")
 
@@ -176,6 +183,9 @@ class DscOptimConfig:
     """Training strips drawn (without replacement) every epoch; 0: all of them."""
     val_strips: int = 0
     """Validation strips scored after every epoch (a fixed seeded subset); 0: all of them."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the weights (and batch-norm statistics), updated after every
+    step with this decay, and validate and export it; 0: off (the paper's plain weights)."""
     precision: str = "fp32"
     """``fp32``, or ``bf16``: autocast to bfloat16 (faster 3D convolutions on CPUs with AVX512-BF16)."""
     seed: int = 0
@@ -186,6 +196,8 @@ class DscOptimConfig:
             raise ValueError("optim.epochs and optim.batch_size must be >= 1 and optim.learning_rate > 0")
         if not 0.0 < self.drop_at <= 1.0:
             raise ValueError(f"optim.drop_at must be in (0, 1], got {self.drop_at}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.strips_per_epoch < 0 or self.val_strips < 0 or self.threads < 1:
             raise ValueError("optim.strips_per_epoch and val_strips must be >= 0, threads >= 1")
         if self.precision not in ("fp32", "bf16"):

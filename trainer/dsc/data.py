@@ -8,7 +8,8 @@ the preprocessing of :mod:`core.perfusion.stunet_preprocessing`.
 
 Doses: the paper does not say how its network met the low doses.  Our choice, so that one model
 serves every dose: each training case comes at the full dose and at ``doses_per_case - 1`` doses drawn
-uniformly in ``dose_range`` (seeded per case), all with the same full-dose target.  Validation and test
+in ``dose_range`` (seeded per case; uniform in the dose or in its reciprocal, ``dose_sampling``), all with the
+same full-dose target.  Validation and test
 cases come at ``eval_doses`` (1, 0.5, 0.25), with the SVD map of every dose for the evaluation.
 
 Cache: ``<cache>/<preset>_s<size>_t<frames>_dt<step>_m<margin>/case_<seed>.npz`` holds ``dsc``
@@ -60,10 +61,16 @@ def split_cases(data: DscDataConfig) -> dict[str, np.ndarray]:
 
 
 def case_doses(data: DscDataConfig, seed: int, split: str) -> np.ndarray:
-    """Doses of one case: ``eval_doses`` for validation and test, else 1.0 and draws in ``dose_range``."""
+    """Doses of one case: ``eval_doses`` for validation and test, else 1.0 and draws in ``dose_range``
+    (``dose_sampling``)."""
     if split != "train":
         return np.asarray(data.eval_doses, dtype=np.float64)
-    drawn = np.random.default_rng([data.split_seed, seed]).uniform(*data.dose_range, data.doses_per_case - 1)
+    rng = np.random.default_rng([data.split_seed, seed])
+    low, high = data.dose_range
+    if data.dose_sampling == "reciprocal":
+        drawn = 1.0 / rng.uniform(1.0 / high, 1.0 / low, data.doses_per_case - 1)
+    else:
+        drawn = rng.uniform(low, high, data.doses_per_case - 1)
     return np.concatenate([[1.0], drawn])
 
 
@@ -114,8 +121,13 @@ def cache_folder(config: DscConfig) -> Path:
 
 
 def cached_case(config: DscConfig, seed: int, split: str) -> dict[str, np.ndarray]:
-    """The arrays of case ``seed`` in ``split``, read from the cache or built and written to it."""
-    path = cache_folder(config) / f"case_{seed}.npz"
+    """The arrays of case ``seed`` in ``split``, read from the cache or built and written to it.
+
+    Training cases whose doses are drawn other than uniformly have a file of their own
+    (``case_<seed>_<dose_sampling>.npz``), so that runs with either sampling can share a cache.
+    """
+    sampled = split == "train" and config.data.dose_sampling != "uniform"  # its own file: runs may share a cache
+    path = cache_folder(config) / (f"case_{seed}_{config.data.dose_sampling}.npz" if sampled else f"case_{seed}.npz")
     doses = case_doses(config.data, seed, split)
     with_svd = split != "train"
     if path.exists():

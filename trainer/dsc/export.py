@@ -37,10 +37,16 @@ TASKS = {
 """``task`` of the metadata for each ``network.kind``."""
 
 
-def stunet_metadata(config: DscConfig, state: dict[str, Any], *, name: str, version: str) -> dict[str, Any]:
-    """The ``metadata.json`` of a run whose checkpoint is ``state``."""
+def stunet_metadata(
+    config: DscConfig, state: dict[str, Any], *, name: str, version: str, plain: bool = False
+) -> dict[str, Any]:
+    """The ``metadata.json`` of a run whose checkpoint is ``state``, exported with its moving average of the
+    weights when it kept one, unless ``plain`` (then the last step's weights)."""
     history = state["history"]
     last = history[-1] if history else {}
+    averaged = "ema_model" in state and not plain
+    if "ema_model" in state and plain:  # the plain weights' validation, under the usual names
+        last = {k.removeprefix("raw_"): v for k, v in last.items() if k.startswith("raw_val_")}
     p = config.preprocessing
     strip = list(p.strip_shape)
     split = split_cases(config.data)
@@ -84,6 +90,7 @@ def stunet_metadata(config: DscConfig, state: dict[str, Any], *, name: str, vers
             "cases": {k: v.tolist() for k, v in split.items()},
             "doses_per_training_case": config.data.doses_per_case,
             "dose_range": list(config.data.dose_range),
+            "dose_sampling": config.data.dose_sampling,
             "eval_doses": list(config.data.eval_doses),
             "cache": display_path(config.data.cache),
         },
@@ -91,6 +98,9 @@ def stunet_metadata(config: DscConfig, state: dict[str, Any], *, name: str, vers
             "config": json.loads(json.dumps(asdict(config), default=str)),
             "epochs": len(history),
             "loss": "mean squared error over the brain voxels of the batch",
+            "weights": f"exponential moving average, decay {config.optim.ema_decay:g}"
+            if averaged
+            else "the last step's",
             "history": history,
         },
         "val_metrics": {k: v for k, v in last.items() if k.startswith("val_")},
@@ -98,11 +108,14 @@ def stunet_metadata(config: DscConfig, state: dict[str, Any], *, name: str, vers
     }
 
 
-def export(run: Path, out_dir: Path, *, name: str, version: str) -> Path:
-    """Script the run's network and write it with its metadata into ``out_dir`` (replaced atomically)."""
+def export(run: Path, out_dir: Path, *, name: str, version: str, plain: bool = False) -> Path:
+    """Script the run's network and write it with its metadata into ``out_dir`` (replaced atomically).
+
+    ``plain``: export the last step's weights even when the run kept a moving average of them.
+    """
     config = dsc_config_from_dict(json.loads((run / "config.json").read_text()))
-    model, state = load_trained(config, run)
-    metadata = stunet_metadata(config, state, name=name, version=version)
+    model, state = load_trained(config, run, plain=plain)
+    metadata = stunet_metadata(config, state, name=name, version=version, plain=plain)
     return write_model_folder(out_dir, script_module(model), metadata)
 
 
@@ -112,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--name", help="model name in the metadata (default: the name of --out)")
     parser.add_argument("--version", default="1.0.0")
+    parser.add_argument(
+        "--plain-weights", action="store_true", help="the last step's weights, not the run's moving average"
+    )
     args = parser.parse_args(argv)
-    print(export(args.run, args.out, name=args.name or args.out.name, version=args.version))
+    print(export(args.run, args.out, name=args.name or args.out.name, version=args.version, plain=args.plain_weights))
     return 0
 
 

@@ -8,7 +8,9 @@ Cases are simulated, preprocessed and cached once (:mod:`trainer.dsc.data`) and 
 (``<run>/split.json``; the test cases are never loaded here).  Every epoch draws ``strips_per_epoch`` of the
 training strips (stride 8, every dose version; all of them when 0) in a seeded order, and Adam (a constant
 rate as in the paper, or divided by 10 from ``optim.drop_at`` of the epochs on) minimises the L2 loss
-between the predicted and the target strips of standardised CBV.  The loss is the mean squared error over
+between the predicted and the target strips of standardised CBV.  With ``optim.ema_decay`` > 0 an
+exponential moving average of the weights (batch-norm statistics included) follows every step; it is
+what is validated (the plain weights too, as ``raw_val_*``) and exported.  The loss is the mean squared error over
 the BRAIN voxels of the batch: voxels outside the brain have no meaningful target (SVD gives no CBV there)
 and are masked out.  A checkpoint is written after every epoch (``<run>/checkpoint.pt``:
 weights, optimiser, RNG state, history) and an interrupted run resumes from it when started again;
@@ -26,9 +28,11 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from trainer.dsc.config import DscConfig, DscFrameCnnConfig, DscOptimConfig, load_dsc_config
@@ -101,7 +105,16 @@ class Run:
         torch.manual_seed(config.optim.seed)
         self.model = build_network(config)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=config.optim.learning_rate)
+        self.ema = None  # the moving average of the weights and batch-norm statistics, when optim.ema_decay > 0
+        if config.optim.ema_decay > 0:
+            decay = get_ema_multi_avg_fn(config.optim.ema_decay)
+            self.ema = AveragedModel(self.model, multi_avg_fn=decay, use_buffers=True)
         self.history: list[dict] = []
+
+    @property
+    def kept(self) -> torch.nn.Module:
+        """The weights that are validated and exported: the moving average when there is one."""
+        return self.model if self.ema is None else self.ema.module
 
     @property
     def path(self) -> Path:
@@ -110,12 +123,14 @@ class Run:
 
     def save(self) -> None:
         """Write the checkpoint atomically, plus ``history.json`` and ``history.csv``."""
-        state = {
+        state: dict[str, Any] = {
             "model": self.model.state_dict(),
             "optimiser": self.optimiser.state_dict(),
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
         }
+        if self.ema is not None:
+            state |= {"ema_model": self.ema.module.state_dict(), "ema_steps": int(self.ema.n_averaged)}
         partial = self.path.with_suffix(".partial")
         torch.save(state, partial)
         partial.replace(self.path)
@@ -134,6 +149,9 @@ class Run:
         self.model.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
         self.history = state["history"]
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["ema_model"])
+            self.ema.n_averaged.fill_(state["ema_steps"])
         torch.set_rng_state(state["torch_rng"])
         logger.info("resumed from %s after epoch %d", self.path, len(self.history))
         return True
@@ -162,6 +180,8 @@ def _epoch(run: Run, cases: list[dict[str, np.ndarray]], index: StripIndex, epoc
         for start in bar:
             batch = index.batch(cases, members[start : start + o.batch_size])
             losses.append(train_step(run.model, run.optimiser, batch, o.precision))
+            if run.ema is not None:
+                run.ema.update_parameters(run.model)
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}")
     return float(np.mean(losses)), len(members)
 
@@ -204,7 +224,10 @@ def train(config: DscConfig, folder: Path, *, stop_after: int | None = None, max
         train_seconds = time.perf_counter() - t0
         record: dict = {"epoch": epoch + 1, "train_loss": train_loss}
         record["learning_rate"] = learning_rate(config.optim, epoch)
-        record |= validate(run.model, val_cases, val_index, val_members, config)
+        record |= validate(run.kept, val_cases, val_index, val_members, config)
+        if run.ema is not None:  # the plain weights too, to see what the average gives
+            raw = validate(run.model, val_cases, val_index, val_members, config)
+            record |= {f"raw_{key}": value for key, value in raw.items()}
         record |= {"strips": strips, "strips_per_s": strips / train_seconds, "seconds": time.perf_counter() - t0}
         run.history.append(record)
         print(json.dumps(record), flush=True)
@@ -212,11 +235,14 @@ def train(config: DscConfig, folder: Path, *, stop_after: int | None = None, max
     return run
 
 
-def load_trained(config: DscConfig, folder: Path) -> tuple[StUNet | FrameChannelCnn, dict]:
-    """The network of ``folder``'s checkpoint in eval mode, and the checkpoint."""
+def load_trained(config: DscConfig, folder: Path, *, plain: bool = False) -> tuple[StUNet | FrameChannelCnn, dict]:
+    """The network of ``folder``'s checkpoint in eval mode, and the checkpoint.
+
+    The weights are the moving average when the run kept one, unless ``plain``: then the last step's.
+    """
     model = build_network(config)
     state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state["model"] if plain else state.get("ema_model", state["model"]))
     return model.eval(), state
 
 
