@@ -52,7 +52,7 @@ weights-ctp: $(STAMP)
 	PY=$(PY) bash scripts/reproduce_ctp_weights.sh
 
 # Reproduce models/stunet_dsc (DSC-MRI stU-Net, seed 004) and the 2D CNN baseline (runs/, not shipped) from
-# brain-tumour DSC phantoms on two CPU threads, then Table 1 and the Eq. 1 validation (about 95 minutes)
+# brain-tumour DSC phantoms on two CPU threads, then Table 1 and the Eq. 1 validation (about 105 minutes)
 weights-dsc: $(STAMP)
 	PY=$(PY) bash scripts/reproduce_dsc_weights.sh
 

@@ -15,10 +15,10 @@ ulimit -s 32768 || true
 start=$(date +%s)
 $PY -m trainer.dsc.train --config trainer/configs/stunet_cpu.toml --run runs/stunet_dsc
 echo "trained after $(( $(date +%s) - start )) s"
-$PY -m trainer.dsc.export --run runs/stunet_dsc --out models/stunet_dsc --version "${VERSION:-1.0.0}"
+$PY -m trainer.dsc.export --run runs/stunet_dsc --out models/stunet_dsc --version "${VERSION:-1.1.0}"
 echo "models/stunet_dsc written after $(( $(date +%s) - start )) s"
 $PY -m trainer.dsc.train --config trainer/configs/frame_cnn_cpu.toml --run runs/frame_cnn_dsc
-$PY -m trainer.dsc.export --run runs/frame_cnn_dsc --out runs/frame_cnn_dsc_model --version "${VERSION:-1.0.0}"
+$PY -m trainer.dsc.export --run runs/frame_cnn_dsc --out runs/frame_cnn_dsc_model --version "${VERSION:-1.1.0}"
 echo "runs/frame_cnn_dsc_model written after $(( $(date +%s) - start )) s"
 $PY -m trainer.dsc.evaluate --model models/stunet_dsc --baseline runs/frame_cnn_dsc_model --out runs/stunet_eval
 cp runs/stunet_eval/results.json models/stunet_dsc/evaluation.json
