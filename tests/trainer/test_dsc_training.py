@@ -244,6 +244,10 @@ def test_a_moving_average_that_barely_moves_keeps_the_weights_of_the_first_step(
     assert moved  # the plain weights went on training
     with pytest.raises(ValueError, match="ema_decay"):
         DscOptimConfig(ema_decay=1.0)
+    plain_config = replace(config, optim=replace(config.optim, ema_decay=0.0))
+    train(plain_config, tmp_path / "plain", stop_after=1)
+    with pytest.raises(ValueError, match="holds no moving average"):
+        train(config, tmp_path / "plain")
 
 
 def test_strip_index_keeps_strips_with_brain(tmp_path):

@@ -8,9 +8,9 @@ the preprocessing of :mod:`core.perfusion.stunet_preprocessing`.
 
 Doses: the paper does not say how its network met the low doses.  Our choice, so that one model
 serves every dose: each training case comes at the full dose and at ``doses_per_case - 1`` doses drawn
-in ``dose_range`` (seeded per case; uniform in the dose or in its reciprocal, ``dose_sampling``), all with the
-same full-dose target.  Validation and test
-cases come at ``eval_doses`` (1, 0.5, 0.25), with the SVD map of every dose for the evaluation.
+in ``dose_range`` (seeded per case; uniform in the dose or in its reciprocal, ``dose_sampling``), all with
+the same full-dose target.  Validation and test cases come at ``eval_doses`` (1, 0.5, 0.25), with the SVD
+map of every dose for the evaluation.
 
 Cache: ``<cache>/<preset>_s<size>_t<frames>_dt<step>_m<margin>/case_<seed>.npz`` holds ``dsc``
 ``(n_doses, frames, nz, size, size)`` float16 (standardised values in ``[-5, 5]``: float16's 0.004 step at 5 is

@@ -150,6 +150,12 @@ class Run:
         self.optimiser.load_state_dict(state["optimiser"])
         self.history = state["history"]
         if self.ema is not None:
+            if "ema_model" not in state:
+                raise ValueError(
+                    f"{self.path} holds no moving average of the weights but optim.ema_decay is "
+                    f"{self.config.optim.ema_decay}: resume it with the configuration it was started with "
+                    "(config.json in the run folder), or start a new run folder"
+                )
             self.ema.module.load_state_dict(state["ema_model"])
             self.ema.n_averaged.fill_(state["ema_steps"])
         torch.set_rng_state(state["torch_rng"])
