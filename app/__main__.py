@@ -1,4 +1,5 @@
-"""Command line: ``python -m app -i IN -o OUT [-l LEVEL] [-m MODEL] [--ctp-method M] [--dsc-method M] [--dsc-stunet]``.
+"""Command line: ``python -m app -i IN -o OUT [-l LEVEL] [-m MODEL] [--ctp-method M] [--dsc-method M] [--dsc-stunet]``
+(``python app ...``, the folder run as a script, works too).
 
 Exit codes
 ----------
@@ -35,6 +36,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+if not __package__:  # `python app -i ...` (MONAI Deploy's usual form) runs this file with app/ first on the path,
+    _ROOT = str(Path(__file__).resolve().parent.parent)  # where `import app` would find app/app.py, not the package
+    sys.path[0] = _ROOT
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)  # the child
 
 from app import __version__
 from app.supervisor import CHILD_ENV, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, supervise

@@ -79,23 +79,32 @@ def synthetic_vq_study(tmp_path_factory: pytest.TempPathFactory) -> WrittenStudy
 
 
 def run_app_process(
-    *args: str | Path, env: dict[str, str] | None = None, stack_limit_bytes: int | None = None
+    *args: str | Path,
+    env: dict[str, str] | None = None,
+    stack_limit_bytes: int | None = None,
+    folder_form_from: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m app ARGS`` from the repository root; returns the completed process (text output).
 
     ``HOLOSCAN_*`` variables of the calling shell are dropped; ``env`` adds variables, and
     ``stack_limit_bytes`` sets the child's soft stack limit (the app must then raise it itself).
+    ``folder_form_from``: run ``python <repository>/app ARGS`` (the folder as a script, MONAI Deploy's usual
+    form) from that folder instead, without ``PYTHONPATH``.
     """
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HOLOSCAN_")}
     environment.update(env or {})
+    command, cwd = [sys.executable, "-m", "app"], REPO_ROOT
+    if folder_form_from is not None:
+        command, cwd = [sys.executable, str(REPO_ROOT / "app")], folder_form_from
+        environment.pop("PYTHONPATH", None)
 
     def limit_stack() -> None:
         if stack_limit_bytes is not None:
             resource.setrlimit(resource.RLIMIT_STACK, (stack_limit_bytes, resource.getrlimit(resource.RLIMIT_STACK)[1]))
 
     return subprocess.run(
-        [sys.executable, "-m", "app", *map(str, args)],
-        cwd=REPO_ROOT,
+        [*command, *map(str, args)],
+        cwd=cwd,
         env=environment,
         capture_output=True,
         text=True,

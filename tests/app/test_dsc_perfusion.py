@@ -77,7 +77,10 @@ def test_cbv_map_follows_the_phantom_truth(dsc_run: Run) -> None:
 
 
 def test_stunet_adds_its_cbv_map(tmp_path: Path) -> None:
-    process = run_app_process("-i", DSC_STUDY / "dicom", "-o", tmp_path / "out", "--dsc-stunet")
+    """Run as ``python <repository>/app ...`` from elsewhere, which must find the package, not app/app.py."""
+    process = run_app_process(
+        "-i", DSC_STUDY / "dicom", "-o", tmp_path / "out", "--dsc-stunet", folder_form_from=tmp_path
+    )
     assert process.returncode == EXIT_OK, process.stderr[-3000:]
     output = tmp_path / "out"
     path = output / "dsc_cbv_stunet.dcm"
