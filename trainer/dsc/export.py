@@ -26,7 +26,7 @@ from core.perfusion.stunet_model import STUNET_METADATA_VERSION, STUNET_OUTPUT
 from core.perfusion.stunet_preprocessing import BASELINE_FRAMES, CLIP, MASK_THRESHOLD, PREPROCESSING
 from trainer.dsc.config import DscConfig, dsc_config_from_dict
 from trainer.dsc.data import split_cases
-from trainer.dsc.train import load_trained
+from trainer.dsc.train import exported_weights, load_trained
 from trainer.export import SYNTHETIC_NOTICE, display_path, script_module, write_model_folder
 
 TASKS = {
@@ -44,8 +44,8 @@ def stunet_metadata(
     weights when it kept one, unless ``plain`` (then the last step's weights)."""
     history = state["history"]
     last = history[-1] if history else {}
-    averaged = "ema_model" in state and not plain
-    if "ema_model" in state and plain:  # the plain weights' validation, under the usual names
+    averaged = exported_weights(state, plain=plain) == "ema_model"
+    if "ema_model" in state and not averaged:  # the plain weights' validation, under the usual names
         last = {k.removeprefix("raw_"): v for k, v in last.items() if k.startswith("raw_val_")}
     p = config.preprocessing
     strip = list(p.strip_shape)

@@ -241,6 +241,12 @@ def train(config: DscConfig, folder: Path, *, stop_after: int | None = None, max
     return run
 
 
+def exported_weights(state: dict[str, Any], *, plain: bool = False) -> str:
+    """The checkpoint key of the weights to export: ``ema_model`` when the run kept a moving average and
+    ``plain`` is not asked for, else ``model`` (the last step's)."""
+    return "ema_model" if "ema_model" in state and not plain else "model"
+
+
 def load_trained(config: DscConfig, folder: Path, *, plain: bool = False) -> tuple[StUNet | FrameChannelCnn, dict]:
     """The network of ``folder``'s checkpoint in eval mode, and the checkpoint.
 
@@ -248,7 +254,7 @@ def load_trained(config: DscConfig, folder: Path, *, plain: bool = False) -> tup
     """
     model = build_network(config)
     state = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"] if plain else state.get("ema_model", state["model"]))
+    model.load_state_dict(state[exported_weights(state, plain=plain)])
     return model.eval(), state
 
 
