@@ -74,6 +74,10 @@ class OptimConfig:
     """``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``."""
     monitor_lungs: int = 8
     """Held-out lungs scored after every epoch (the metric curves of the report); 0 = none."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the weights and batch-norm statistics, updated after every
+    step with this decay; it is the model that is monitored, tested and exported.  0: off (the papers'
+    plain weights)."""
 
     def __post_init__(self) -> None:
         choices = {"schedule": ("constant", "cosine"), "precision": ("fp32", "bf16"), "device": ("auto", "cpu", "cuda")}
@@ -82,6 +86,8 @@ class OptimConfig:
                 raise ValueError(f"optim.{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
             raise ValueError("optim.epochs and optim.batch_size must be >= 1 and optim.learning_rate > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass(frozen=True)

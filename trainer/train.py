@@ -10,6 +10,11 @@ model and its metadata.  A run
 directory holds ``checkpoint.pt`` (model, optimiser, epoch, history, RNG states: an interrupted
 run resumes from the last finished epoch), ``history.json`` and, for ``final``, ``model_eager.pt``.
 
+With ``optim.ema_decay`` > 0 the run also keeps an exponential moving average of the weights and
+batch-norm statistics (``torch.optim.swa_utils.AveragedModel``), updated after every step; that
+average is what the monitor lungs score, what the test metrics are of and what is exported.  The last
+epoch's history also scores the plain weights on the monitor lungs (``raw_*`` keys), for comparison.
+
 Data-parallel on several processes (DDP, :mod:`trainer.distributed`; ``batch_size`` is per process)::
 
     torchrun --standalone --nproc_per_node 2 -m trainer.train --config ... --out runs/ddran --stage final
@@ -30,10 +35,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from core.metrics import METRIC_KEYS
@@ -126,6 +133,13 @@ def _learning_rate(config: TrainConfig, epoch: int) -> float:
     return 0.5 * config.optim.learning_rate * (1.0 + math.cos(math.pi * epoch / config.optim.epochs))
 
 
+def moving_average(network: nn.Module, config: TrainConfig) -> AveragedModel | None:
+    """The exponential moving average of ``network`` that ``optim.ema_decay`` asks for, or None when it is 0."""
+    if config.optim.ema_decay <= 0:
+        return None
+    return AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True)
+
+
 def monitor_metrics(
     model: nn.Module, config: TrainConfig, samples: list[LungSample], world: Distributed = SINGLE
 ) -> dict[str, float]:
@@ -161,7 +175,7 @@ def train_model(
     seconds and, when ``monitor`` lungs are given, the network's metrics on them.  Under DDP
     (``world`` from :func:`trainer.distributed.init_distributed`) each rank trains on its share of the
     epoch's samples, the loss is averaged over the ranks and only rank 0 writes files; the model
-    returned is the bare network on every rank.
+    returned is the bare network on every rank, or its moving average when the run keeps one.
     """
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -169,8 +183,10 @@ def train_model(
     device = world.device(device_of(config))
     network = build_model(config).to(device)
     optimiser = torch.optim.Adam(network.parameters(), lr=config.optim.learning_rate)
+    ema = moving_average(network, config)
+    kept = network if ema is None else ema.module
     history: list[dict] = []
-    start = _resume(run_dir / "checkpoint.pt", network, optimiser, history)
+    start = _resume(run_dir / "checkpoint.pt", network, optimiser, history, ema)
     model = world.wrap(network)
     order_rng = np.random.default_rng(config.optim.seed)
     for _ in range(start):  # replay the shuffles of finished epochs, so a resumed run continues identically
@@ -185,24 +201,29 @@ def train_model(
         if world.enabled:  # each rank its own dropout masks, reproducible per epoch (also after a resume)
             torch.manual_seed(int(np.random.SeedSequence([config.optim.seed, epoch, world.rank]).generate_state(1)[0]))
         started = time.perf_counter()
-        losses = _train_epoch(model, optimiser, [[samples[i] for i in b] for b in batches], config, epoch, world)
+        losses = _train_epoch(model, optimiser, [[samples[i] for i in b] for b in batches], config, epoch, world, ema)
         world.average_buffers(network)
+        if ema is not None:  # each rank averaged its own batch-norm statistics
+            world.average_buffers(ema.module)
         entry = {
             "epoch": epoch + 1,
             "train_loss": world.mean(float(np.mean(losses))),
             "learning_rate": _learning_rate(config, epoch),
             "seconds": time.perf_counter() - started,
         }
-        entry.update(monitor_metrics(network, config, monitor or [], world))
+        entry.update(monitor_metrics(kept, config, monitor or [], world))
+        if ema is not None and epoch == config.optim.epochs - 1:
+            raw = monitor_metrics(network, config, monitor or [], world)
+            entry.update({f"raw_{key}": value for key, value in raw.items()})
         history.append(entry)
         if world.is_main:
-            _checkpoint(run_dir / "checkpoint.pt", network, optimiser, history)
+            _checkpoint(run_dir / "checkpoint.pt", network, optimiser, history, ema)
             logger.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k != "epoch"))
     if world.is_main:
         (run_dir / "history.json").write_text(json.dumps(history, indent=2))
     if world.enabled:
         _record_ranks(run_dir / "distributed.json", network, world, start, shards)
-    return network, history
+    return kept, history
 
 
 def _train_epoch(
@@ -212,8 +233,9 @@ def _train_epoch(
     config: TrainConfig,
     epoch: int,
     world: Distributed,
+    ema: AveragedModel | None = None,
 ) -> list[float]:
-    """One epoch of optimiser steps at the epoch's learning rate; the loss of every step."""
+    """One epoch of optimiser steps at the epoch's learning rate, each followed by the ``ema`` update; the losses."""
     model.train()
     for group in optimiser.param_groups:
         group["lr"] = _learning_rate(config, epoch)
@@ -228,6 +250,8 @@ def _train_epoch(
         loss = _loss(model, batch, names, config, device)
         loss.backward()
         optimiser.step()
+        if ema is not None:
+            ema.update_parameters(model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model)
         losses.append(loss.detach().item())
     return losses
 
@@ -254,27 +278,39 @@ def _record_ranks(path: Path, model: nn.Module, world: Distributed, start: int, 
         path.write_text(json.dumps(record, indent=2))
 
 
-def _checkpoint(path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, history: list[dict]) -> None:
+def _checkpoint(
+    path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, history: list[dict], ema: AveragedModel | None
+) -> None:
+    state: dict[str, Any] = {
+        "model": model.state_dict(),
+        "optimiser": optimiser.state_dict(),
+        "history": history,
+        "torch_rng": torch.get_rng_state(),
+    }
+    if ema is not None:
+        state |= {"ema_model": ema.module.state_dict(), "ema_steps": int(ema.n_averaged)}
     partial = path.with_suffix(".partial")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            "history": history,
-            "torch_rng": torch.get_rng_state(),
-        },
-        partial,
-    )
+    torch.save(state, partial)
     partial.replace(path)
 
 
-def _resume(path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, history: list[dict]) -> int:
+def _resume(
+    path: Path, model: nn.Module, optimiser: torch.optim.Optimizer, history: list[dict], ema: AveragedModel | None
+) -> int:
     if not path.exists():
         return 0
     state = torch.load(path, weights_only=False, map_location=next(model.parameters()).device)
+    if ema is not None and "ema_model" not in state:
+        raise ValueError(
+            f"{path} holds no moving average of the weights but the configuration asks for one (optim.ema_decay): "
+            "resume it with the configuration it was started with, or start a new run folder"
+        )
     model.load_state_dict(state["model"])
     optimiser.load_state_dict(state["optimiser"])
     history.extend(state["history"])
+    if ema is not None:
+        ema.module.load_state_dict(state["ema_model"])
+        ema.n_averaged.fill_(state["ema_steps"])
     torch.set_rng_state(state["torch_rng"])
     logger.info("resumed %s after epoch %d", path, len(history))
     return len(history)
@@ -300,12 +336,13 @@ def predictor(
 
 
 def load_checkpoint_model(config: TrainConfig, path: Path) -> tuple[nn.Module, list[dict]]:
-    """The configured network with the weights of a training checkpoint, and its epoch history."""
+    """The configured network with the weights of a training checkpoint (their moving average when the run
+    kept one), and its epoch history."""
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; train first (--stage final)")
     state = torch.load(path, weights_only=False, map_location="cpu")
     model = build_model(config)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state.get("ema_model", state["model"]))
     return model, state["history"]
 
 

@@ -1,7 +1,8 @@
 """``torchrun --nproc_per_node 2`` trains the DDRAN with DDP (gloo, CPU) for a few steps.
 
 Two processes on loopback: both ranks run, each trains on its own share of the lungs, the
-parameters agree across the ranks afterwards, and only rank 0 writes the run directory.
+parameters agree across the ranks afterwards, and only rank 0 writes the run directory.  The run
+keeps a moving average of the weights (``optim.ema_decay``), which is what gets tested and loaded.
 """
 
 import json
@@ -18,7 +19,7 @@ import torch
 from tests.trainer.conftest import tiny_ddran_config
 from trainer.config import load_config
 from trainer.distributed import SINGLE, Distributed, parameter_digest
-from trainer.train import load_checkpoint_model
+from trainer.train import build_model, load_checkpoint_model
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ TIMEOUT_S = 300
 
 def _tiny_run(tmp_path: Path, phantom_samples) -> Path:
     # three "patients": two to train on (4 lungs), one held out
-    return tiny_ddran_config(tmp_path, phantom_samples, CASES, 'batch_size = 1\ndevice = "cpu"\n')
+    return tiny_ddran_config(tmp_path, phantom_samples, CASES, 'batch_size = 1\ndevice = "cpu"\nema_decay = 0.5\n')
 
 
 def test_torchrun_two_processes_train_the_ddran_with_ddp(tmp_path, phantom_samples):
@@ -50,10 +51,17 @@ def test_torchrun_two_processes_train_the_ddran_with_ddp(tmp_path, phantom_sampl
     assert sorted(digests) == ["0", "1"], log[-4000:]
     assert digests["0"] == digests["1"]
 
-    # rank 0's checkpoint holds exactly those parameters, and they moved away from the initial ones
+    # rank 0's checkpoint holds exactly those parameters and their moving average, which is what loads
     tiny = load_config(config)
+    state = torch.load(out / "final" / "checkpoint.pt", weights_only=False)
+    plain = build_model(tiny)
+    plain.load_state_dict(state["model"])
+    assert parameter_digest(plain) == digests["0"]
+    assert state["ema_steps"] == 2  # one step per epoch on each rank, the same update on both
     model, history = load_checkpoint_model(tiny, out / "final" / "checkpoint.pt")
-    assert parameter_digest(model) == digests["0"]
+    assert parameter_digest(model) != digests["0"]
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state["ema_model"][key])
     assert len(history) == 2 and all(np.isfinite(h["train_loss"]) for h in history)
     record = json.loads((out / "final" / "distributed.json").read_text())
     assert record["world_size"] == 2 and record["backend"] == "gloo"

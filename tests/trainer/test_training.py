@@ -10,15 +10,14 @@ import torch
 from tests.trainer.conftest import tiny_ddran_config
 from trainer.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from trainer.export import export_model
-from trainer.train import build_model, masked_bce, train_model
+from trainer.train import build_model, load_checkpoint_model, masked_bce, train_model
 
 TINY_MODEL = ModelConfig(kind="ddran", channels=(4, 8, 16, 32), dropout=0.0)
 
 
-def _config(tmp_path, epochs):
-    return TrainConfig(
-        DataConfig(samples=tmp_path), TINY_MODEL, OptimConfig(epochs=epochs, batch_size=1, learning_rate=3e-3, seed=0)
-    )
+def _config(tmp_path, epochs, ema_decay=0.0):
+    optim = OptimConfig(epochs=epochs, batch_size=1, learning_rate=3e-3, seed=0, ema_decay=ema_decay)
+    return TrainConfig(DataConfig(samples=tmp_path), TINY_MODEL, optim)
 
 
 def test_masked_bce_ignores_voxels_outside_the_lung():
@@ -40,6 +39,44 @@ def test_loss_falls_and_training_resumes_identically(tmp_path, phantom_samples):
     resumed, _ = train_model(config, phantom_samples, tmp_path / "resumed")
     for a, b in zip(model.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+def test_moving_average_is_monitored_checkpointed_resumed_and_returned(tmp_path, phantom_samples):
+    monitor = phantom_samples[:1]
+    config = _config(tmp_path, epochs=3, ema_decay=0.5)
+    averaged, history = train_model(config, phantom_samples, tmp_path / "run", monitor)
+    # the plain weights are scored beside the average at the last epoch only
+    assert "raw_perfusion_spearman" in history[-1] and "raw_perfusion_spearman" not in history[0]
+    assert history[-1]["raw_perfusion_ssim"] != history[-1]["perfusion_ssim"]
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["ema_steps"] == 3 * len(phantom_samples)  # one update per optimiser step
+    weights = [k for k, v in state["model"].items() if v.is_floating_point() and "weight" in k]
+    assert any(not torch.equal(state["model"][k], state["ema_model"][k]) for k in weights)
+    for key, value in averaged.state_dict().items():
+        torch.testing.assert_close(value, state["ema_model"][key])
+    loaded, _ = load_checkpoint_model(config, tmp_path / "run" / "checkpoint.pt")
+    for key, value in loaded.state_dict().items():
+        torch.testing.assert_close(value, state["ema_model"][key])
+    # resumed after epoch 1, the average continues as in the straight run
+    train_model(_config(tmp_path, epochs=1, ema_decay=0.5), phantom_samples, tmp_path / "resumed", monitor)
+    resumed, _ = train_model(config, phantom_samples, tmp_path / "resumed", monitor)
+    for a, b in zip(averaged.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_moving_average_with_decay_near_one_keeps_the_first_step(tmp_path, phantom_samples):
+    first, _ = train_model(_config(tmp_path, epochs=1), phantom_samples[:1], tmp_path / "one_step")
+    averaged, _ = train_model(_config(tmp_path, epochs=3, ema_decay=0.999999), phantom_samples[:1], tmp_path / "ema")
+    # the first update copies the weights after step 1; the next two steps move them by 1e-6 of a step
+    for key, value in first.state_dict().items():
+        if value.is_floating_point() and "running" not in key:
+            torch.testing.assert_close(averaged.state_dict()[key], value, atol=1e-5, rtol=1e-4)
+
+
+def test_resuming_a_run_without_average_under_an_averaging_configuration_fails(tmp_path, phantom_samples):
+    train_model(_config(tmp_path, epochs=1), phantom_samples[:1], tmp_path / "run")
+    with pytest.raises(ValueError, match="no moving average"):
+        train_model(_config(tmp_path, epochs=2, ema_decay=0.9), phantom_samples[:1], tmp_path / "run")
 
 
 def test_export_round_trip(tmp_path, phantom_samples):
@@ -107,3 +144,5 @@ def test_configuration_rejects_unknown_choices():
         OptimConfig(schedule="step")
     with pytest.raises(ValueError, match="epochs"):
         OptimConfig(epochs=0)
+    with pytest.raises(ValueError, match=r"optim\.ema_decay"):
+        OptimConfig(ema_decay=1.0)
