@@ -40,10 +40,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from core.metrics import METRIC_KEYS
+from trainer.averaging import average_state, moving_average, restore_average
 from trainer.config import TrainConfig, load_config
 from trainer.data import LungSample, load_sample
 from trainer.distributed import SINGLE, Distributed, init_distributed
@@ -133,13 +134,6 @@ def _learning_rate(config: TrainConfig, epoch: int) -> float:
     return 0.5 * config.optim.learning_rate * (1.0 + math.cos(math.pi * epoch / config.optim.epochs))
 
 
-def moving_average(network: nn.Module, config: TrainConfig) -> AveragedModel | None:
-    """The exponential moving average of ``network`` that ``optim.ema_decay`` asks for, or None when it is 0."""
-    if config.optim.ema_decay <= 0:
-        return None
-    return AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(config.optim.ema_decay), use_buffers=True)
-
-
 def monitor_metrics(
     model: nn.Module, config: TrainConfig, samples: list[LungSample], world: Distributed = SINGLE
 ) -> dict[str, float]:
@@ -183,7 +177,7 @@ def train_model(
     device = world.device(device_of(config))
     network = build_model(config).to(device)
     optimiser = torch.optim.Adam(network.parameters(), lr=config.optim.learning_rate)
-    ema = moving_average(network, config)
+    ema = moving_average(network, config.optim.ema_decay)
     kept = network if ema is None else ema.module
     history: list[dict] = []
     start = _resume(run_dir / "checkpoint.pt", network, optimiser, history, ema)
@@ -286,9 +280,8 @@ def _checkpoint(
         "optimiser": optimiser.state_dict(),
         "history": history,
         "torch_rng": torch.get_rng_state(),
+        **average_state(ema),
     }
-    if ema is not None:
-        state |= {"ema_model": ema.module.state_dict(), "ema_steps": int(ema.n_averaged)}
     partial = path.with_suffix(".partial")
     torch.save(state, partial)
     partial.replace(path)
@@ -300,17 +293,10 @@ def _resume(
     if not path.exists():
         return 0
     state = torch.load(path, weights_only=False, map_location=next(model.parameters()).device)
-    if ema is not None and "ema_model" not in state:
-        raise ValueError(
-            f"{path} holds no moving average of the weights but the configuration asks for one (optim.ema_decay): "
-            "resume it with the configuration it was started with, or start a new run folder"
-        )
+    restore_average(ema, state, path)
     model.load_state_dict(state["model"])
     optimiser.load_state_dict(state["optimiser"])
     history.extend(state["history"])
-    if ema is not None:
-        ema.module.load_state_dict(state["ema_model"])
-        ema.n_averaged.fill_(state["ema_steps"])
     torch.set_rng_state(state["torch_rng"])
     logger.info("resumed %s after epoch %d", path, len(history))
     return len(history)

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from trainer.averaging import average_state, moving_average, restore_average
 from trainer.dsc.config import DscConfig, DscFrameCnnConfig, DscOptimConfig, load_dsc_config
 from trainer.dsc.data import StripIndex, load_split, split_cases
 from trainer.networks.frame_channel_cnn import FrameChannelCnn
@@ -105,10 +105,8 @@ class Run:
         torch.manual_seed(config.optim.seed)
         self.model = build_network(config)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=config.optim.learning_rate)
-        self.ema = None  # the moving average of the weights and batch-norm statistics, when optim.ema_decay > 0
-        if config.optim.ema_decay > 0:
-            decay = get_ema_multi_avg_fn(config.optim.ema_decay)
-            self.ema = AveragedModel(self.model, multi_avg_fn=decay, use_buffers=True)
+        # the moving average of the weights and batch-norm statistics, when optim.ema_decay > 0
+        self.ema = moving_average(self.model, config.optim.ema_decay)
         self.history: list[dict] = []
 
     @property
@@ -128,9 +126,8 @@ class Run:
             "optimiser": self.optimiser.state_dict(),
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
+            **average_state(self.ema),
         }
-        if self.ema is not None:
-            state |= {"ema_model": self.ema.module.state_dict(), "ema_steps": int(self.ema.n_averaged)}
         partial = self.path.with_suffix(".partial")
         torch.save(state, partial)
         partial.replace(self.path)
@@ -146,18 +143,10 @@ class Run:
         if not self.path.exists():
             return False
         state = torch.load(self.path, map_location="cpu", weights_only=False)
+        restore_average(self.ema, state, self.path)
         self.model.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
         self.history = state["history"]
-        if self.ema is not None:
-            if "ema_model" not in state:
-                raise ValueError(
-                    f"{self.path} holds no moving average of the weights but optim.ema_decay is "
-                    f"{self.config.optim.ema_decay}: resume it with the configuration it was started with "
-                    "(config.json in the run folder), or start a new run folder"
-                )
-            self.ema.module.load_state_dict(state["ema_model"])
-            self.ema.n_averaged.fill_(state["ema_steps"])
         torch.set_rng_state(state["torch_rng"])
         logger.info("resumed from %s after epoch %d", self.path, len(self.history))
         return True
