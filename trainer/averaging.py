@@ -27,6 +27,12 @@ def average_state(ema: AveragedModel | None) -> dict[str, Any]:
     return {"ema_model": ema.module.state_dict(), "ema_steps": int(ema.n_averaged)}
 
 
+def exported_weights(state: dict[str, Any], *, plain: bool = False) -> str:
+    """The checkpoint key of the weights to export and test: ``ema_model`` when the run kept a moving average
+    and ``plain`` is not asked for, else ``model`` (the last step's)."""
+    return "ema_model" if "ema_model" in state and not plain else "model"
+
+
 def restore_average(ema: AveragedModel | None, state: dict[str, Any], path: Path) -> None:
     """Load ``ema`` from the checkpoint ``state`` read from ``path``; nothing to do without one.
 

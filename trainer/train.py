@@ -44,7 +44,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from core.metrics import METRIC_KEYS
-from trainer.averaging import average_state, moving_average, restore_average
+from trainer.averaging import average_state, exported_weights, moving_average, restore_average
 from trainer.config import TrainConfig, load_config
 from trainer.data import LungSample, load_sample
 from trainer.distributed import SINGLE, Distributed, init_distributed
@@ -328,7 +328,7 @@ def load_checkpoint_model(config: TrainConfig, path: Path) -> tuple[nn.Module, l
         raise FileNotFoundError(f"{path} does not exist; train first (--stage final)")
     state = torch.load(path, weights_only=False, map_location="cpu")
     model = build_model(config)
-    model.load_state_dict(state.get("ema_model", state["model"]))
+    model.load_state_dict(state[exported_weights(state)])
     return model, state["history"]
 
 

@@ -24,9 +24,10 @@ import torch
 
 from core.perfusion.stunet_model import STUNET_METADATA_VERSION, STUNET_OUTPUT
 from core.perfusion.stunet_preprocessing import BASELINE_FRAMES, CLIP, MASK_THRESHOLD, PREPROCESSING
+from trainer.averaging import exported_weights
 from trainer.dsc.config import DscConfig, dsc_config_from_dict
 from trainer.dsc.data import split_cases
-from trainer.dsc.train import exported_weights, load_trained
+from trainer.dsc.train import load_trained
 from trainer.export import SYNTHETIC_NOTICE, display_path, script_module, write_model_folder
 
 TASKS = {

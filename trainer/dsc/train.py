@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from trainer.averaging import average_state, moving_average, restore_average
+from trainer.averaging import average_state, exported_weights, moving_average, restore_average
 from trainer.dsc.config import DscConfig, DscFrameCnnConfig, DscOptimConfig, load_dsc_config
 from trainer.dsc.data import StripIndex, load_split, split_cases
 from trainer.networks.frame_channel_cnn import FrameChannelCnn
@@ -228,12 +228,6 @@ def train(config: DscConfig, folder: Path, *, stop_after: int | None = None, max
         print(json.dumps(record), flush=True)
         run.save()
     return run
-
-
-def exported_weights(state: dict[str, Any], *, plain: bool = False) -> str:
-    """The checkpoint key of the weights to export: ``ema_model`` when the run kept a moving average and
-    ``plain`` is not asked for, else ``model`` (the last step's)."""
-    return "ema_model" if "ema_model" in state and not plain else "model"
 
 
 def load_trained(config: DscConfig, folder: Path, *, plain: bool = False) -> tuple[StUNet | FrameChannelCnn, dict]:
