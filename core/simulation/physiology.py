@@ -53,11 +53,22 @@ def sample_physiology_params(rng: np.random.Generator) -> PhysiologyParams:
 
 @dataclass
 class BaseFunction:
-    """Pathology-free fields on the function grid."""
+    """Pathology-free fields on the function grid.
+
+    ``expected_ventilation`` and ``expected_perfusion`` are what a CT-only predictor can know of
+    the specific fields at best: the gravity gradients, with the log-normal heterogeneity replaced
+    by its conditional expectation given the density texture, the only part of it the CT shows.
+    With ``n_t = c n_shared + sqrt(1 - c^2) n_own`` (``c`` the density-ventilation coupling, all
+    fields unit normal), ``E[n_shared | n_t] = c n_t`` with variance ``1 - c^2``, hence
+    ``E[het_v | n_t] = exp(s_v c n_t - s_v^2 c^2 / 2)`` and, the perfusion exponent carrying
+    ``rho n_shared`` and an independent part, ``E[het_q | n_t] = exp(s_q rho c n_t - s_q^2 rho^2 c^2 / 2)``.
+    """
 
     tissue_fraction: np.ndarray
     specific_ventilation: np.ndarray
     specific_perfusion: np.ndarray
+    expected_ventilation: np.ndarray
+    expected_perfusion: np.ndarray
 
 
 def base_function(
@@ -90,10 +101,19 @@ def base_function(
         * (1.0 + params.density_gradient * dependency)
         * (1.0 + params.density_texture * n_t)
     )
-    sv = (1.0 + params.ventilation_gradient * centred) * het_v
-    sq = (1.0 + params.perfusion_gradient * centred) * het_q
-    return BaseFunction(tissue.astype(np.float32), sv.astype(np.float32), sq.astype(np.float32))
+    gradient_v = 1.0 + params.ventilation_gradient * centred
+    gradient_q = 1.0 + params.perfusion_gradient * centred
+    seen_v = _lognormal(n_t, params.heterogeneity_sigma_v * c)
+    seen_q = _lognormal(n_t, params.heterogeneity_sigma_q * rho * c)
+    return BaseFunction(
+        tissue.astype(np.float32),
+        (gradient_v * het_v).astype(np.float32),
+        (gradient_q * het_q).astype(np.float32),
+        (gradient_v * seen_v).astype(np.float32),
+        (gradient_q * seen_q).astype(np.float32),
+    )
 
 
 def _lognormal(normal: np.ndarray, sigma: float) -> np.ndarray:
+    """``exp(sigma n - sigma^2 / 2)``: mean 1 for a unit normal ``n``."""
     return np.exp(sigma * normal - 0.5 * sigma**2).astype(np.float32)

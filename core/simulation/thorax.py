@@ -60,6 +60,12 @@ class ThoraxPhantom:
         ``(fz, fy, fx)`` uint8 lung side on the function grid.
     pathology_map
         ``(fz, fy, fx)`` uint8, 0 none, else ``KINDS.index(kind) + 1``.
+    perfusion_given_ct, ventilation_given_ct
+        ``(fz, fy, fx)`` float32, the part of ``perfusion``/``ventilation`` a CT-only predictor can
+        know at best (:class:`core.simulation.physiology.BaseFunction`: the heterogeneity replaced
+        by its expectation given the density texture), same units; an upper bound on what the CT
+        tells, as the pathologies' effects are kept whole even where their CT sign is subtle
+        (embolism, obstruction).  ``None`` for phantoms made otherwise.
     """
 
     seed: int
@@ -76,6 +82,8 @@ class ThoraxPhantom:
     physiology: PhysiologyParams
     pathologies: list[Pathology] = field(default_factory=list)
     anatomy: Anatomy | None = None
+    perfusion_given_ct: np.ndarray | None = None
+    ventilation_given_ct: np.ndarray | None = None
 
     def lung_volume_ml(self, label: LungLabel) -> float:
         """Volume of one lung in mL from the CT-grid mask."""
@@ -137,6 +145,8 @@ def make_thorax_phantom(
     )
     ventilation = _normalised(parenchyma * base.specific_ventilation * effects.ventilation, side)
     perfusion = _normalised(parenchyma * base.specific_perfusion * effects.perfusion, side)
+    ventilation_given_ct = _normalised(parenchyma * base.expected_ventilation * effects.ventilation, side)
+    perfusion_given_ct = _normalised(parenchyma * base.expected_perfusion * effects.perfusion, side)
     hu = _synthesise_ct(grid, anatomy, tissue, effects, ct_noise_hu, rng)
     logger.debug("phantom seed %d: %s", seed, [p.kind for p in pathologies])
     return ThoraxPhantom(
@@ -154,6 +164,8 @@ def make_thorax_phantom(
         physiology=physiology,
         pathologies=list(pathologies),
         anatomy=anatomy,
+        perfusion_given_ct=perfusion_given_ct,
+        ventilation_given_ct=ventilation_given_ct,
     )
 
 

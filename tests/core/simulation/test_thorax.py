@@ -131,3 +131,49 @@ def test_large_embolism_option_adds_one_lobar_defect_and_leaves_other_draws_alon
 def test_large_embolism_probability_is_checked():
     with pytest.raises(ValueError, match="large_embolism_probability"):
         make_thorax_phantom(GRID, 3, large_embolism_probability=1.5)
+
+
+def _physiology(**changes):
+    from core.simulation.physiology import PhysiologyParams
+
+    return PhysiologyParams(**changes)
+
+
+def test_ct_visible_fields_are_the_truth_when_the_ct_shows_all_heterogeneity():
+    """Density texture = the shared field (coupling 1) and perfusion made of it alone (V/Q coupling 1):
+    the expectation given the CT is the field itself."""
+    phantom = make_thorax_phantom(GRID, 7, physiology=_physiology(density_ventilation_coupling=1.0, vq_coupling=1.0))
+    np.testing.assert_allclose(phantom.ventilation_given_ct, phantom.ventilation, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(phantom.perfusion_given_ct, phantom.perfusion, rtol=1e-5, atol=1e-6)
+
+
+def test_ct_visible_fields_ignore_what_the_ct_cannot_show():
+    """Coupling 0: the density texture shares nothing with the function heterogeneity.  Changing its
+    strength then changes the true perfusion, but neither the CT nor the CT-visible perfusion, which
+    keeps the gravity gradient (rising from anterior to posterior)."""
+    weak = make_thorax_phantom(
+        GRID, 7, physiology=_physiology(density_ventilation_coupling=0.0, heterogeneity_sigma_q=0.2)
+    )
+    strong = make_thorax_phantom(
+        GRID, 7, physiology=_physiology(density_ventilation_coupling=0.0, heterogeneity_sigma_q=0.4)
+    )
+    inside = weak.function_lung_mask > 0
+    assert np.abs(strong.perfusion - weak.perfusion)[inside].mean() > 0.05
+    np.testing.assert_array_equal(strong.hu, weak.hu)
+    np.testing.assert_allclose(strong.perfusion_given_ct, weak.perfusion_given_ct, rtol=1e-6)
+    rows = np.nonzero(inside)[1]
+    means = [weak.perfusion_given_ct[:, y, :][inside[:, y, :]].mean() for y in (rows.min() + 3, rows.max() - 3)]
+    assert means[1] > 1.3 * means[0]
+
+
+def test_ct_visible_fields_are_normalised_and_correlate_partially_with_the_truth(cohort):
+    for phantom in cohort:
+        inside = phantom.function_lung_mask > 0
+        for seen, truth in (
+            (phantom.perfusion_given_ct, phantom.perfusion),
+            (phantom.ventilation_given_ct, phantom.ventilation),
+        ):
+            assert seen[inside].mean() == pytest.approx(1.0, abs=1e-4)
+            assert np.all(seen[~inside] == 0.0)
+            r = np.corrcoef(seen[inside], truth[inside])[0, 1]
+            assert 0.3 < r < 0.99, (phantom.seed, r)
