@@ -155,9 +155,27 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def network_means(metadata: Path) -> dict[str, dict[str, float]]:
-    """``function -> metric -> mean`` of the exported network against the SPECT (its metadata.json)."""
-    metrics = json.loads(metadata.read_text()).get("test_metrics", {})
+def network_means(metadata: Path, split_of: dict, test_cases: int) -> dict[str, dict[str, float]]:
+    """``function -> metric -> mean`` of the exported network against the SPECT (its metadata.json).
+
+    Raises ``ValueError`` unless the model was tested on the split of ``split_of`` (``test_fraction``,
+    ``folds``, ``seed``) with ``test_cases`` held-out cases: its figures would be of other lungs.
+    """
+    meta = json.loads(metadata.read_text())
+    training = meta.get("training", {})
+    used = {
+        "test_fraction": training.get("data", {}).get("test_fraction"),
+        "folds": training.get("data", {}).get("folds"),
+        "seed": training.get("optim", {}).get("seed"),
+        "test_cases": meta.get("trained_on", {}).get("test_cases"),
+    }
+    wanted = {**split_of, "test_cases": test_cases}
+    if used != wanted:
+        raise ValueError(
+            f"{metadata} was tested on another split ({used}) than the configuration's ({wanted}); "
+            "pass the configuration it was trained with, and no --cases"
+        )
+    metrics = meta.get("test_metrics", {})
     return {
         function: {k: v["mean"] for k, v in metrics[f"{function}/network/spect"].items()}
         for function in FUNCTIONS
@@ -223,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.model is not None:
         if not (args.model / "metadata.json").exists():
             parser.error(f"{args.model / 'metadata.json'} does not exist; pass an exported models/<name> folder")
-        network = network_means(args.model / "metadata.json")
+        split_of = {"test_fraction": config.data.test_fraction, "folds": config.data.folds, "seed": config.optim.seed}
+        try:
+            network = network_means(args.model / "metadata.json", split_of, len(test))
+        except ValueError as error:
+            parser.error(str(error))
 
     rows: list[dict] = []
     for case in tqdm(test, desc="held-out phantoms", unit="case"):

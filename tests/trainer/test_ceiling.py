@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.metrics import METRIC_KEYS
-from trainer.ceiling import case_rows, main, phantom_seed, summarise, table
+from trainer.ceiling import case_rows, main, network_means, phantom_seed, summarise, table
 from trainer.data import save_sample
 from trainer.split import split_cases
 
@@ -123,3 +123,22 @@ def test_command_writes_the_table_and_figures(tmp_path, phantom_samples):
     summary = payload["summary"]
     assert summary["perfusion/truth"]["ceiling"]["spearman"] > summary["perfusion/ct_visible"]["ceiling"]["spearman"]
     assert table(summary).count("\n| ") == 8
+
+
+def test_network_figures_only_of_the_same_split(tmp_path):
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text(
+        json.dumps(
+            {
+                "training": {"data": {"test_fraction": 0.4, "folds": 4}, "optim": {"seed": 0}},
+                "trained_on": {"test_cases": 32},
+                "test_metrics": {"perfusion/network/spect": {"spearman": {"mean": 0.73, "sd": 0.1, "n": 64}}},
+            }
+        )
+    )
+    split = {"test_fraction": 0.4, "folds": 4, "seed": 0}
+    assert network_means(metadata, split, 32) == {"perfusion": {"spearman": 0.73}}
+    with pytest.raises(ValueError, match="another split"):
+        network_means(metadata, {**split, "seed": 1}, 32)
+    with pytest.raises(ValueError, match="another split"):
+        network_means(metadata, split, 1)  # --cases 1: the network's figures are of 32 cases
