@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -40,6 +39,7 @@ from tqdm import tqdm
 
 from core.geometry import Grid
 from core.metrics import METRIC_KEYS, evaluate_on_spect
+from core.simulation.spect.collimator import FWHM_PER_SIGMA
 from core.simulation.study import PRESETS, StudySpec
 from core.simulation.thorax import ThoraxPhantom, make_thorax_phantom
 from trainer.config import load_config
@@ -85,7 +85,7 @@ def predictor_fields(phantom: ThoraxPhantom, fwhm_mm: Sequence[float]) -> dict[s
     for (function, predictor), values in sources.items():
         field = np.where(inside, values, 0.0).astype(np.float32)
         for fwhm in fwhm_mm:
-            sigma = [fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / s for s in spacing]
+            sigma = [fwhm / FWHM_PER_SIGMA / s for s in spacing]
             blurred = ndimage.gaussian_filter(field, sigma) if fwhm > 0 else field
             out[f"{function}/{predictor}/{fwhm:g}"] = (blurred.astype(np.float32), phantom.function_grid)
     return out

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.metrics import METRIC_KEYS
+from core.simulation import study
 from trainer.ceiling import case_rows, main, network_means, phantom_seed, summarise, table
 from trainer.data import save_sample
 from trainer.split import split_cases
@@ -88,7 +89,7 @@ def test_summary_takes_the_best_blur_per_metric():
     assert summary["ceiling"]["ssim"] == pytest.approx(0.8) and summary["ceiling_fwhm_mm"]["ssim"] == 8.0
 
 
-def test_command_writes_the_table_and_figures(tmp_path, phantom_samples):
+def test_command_writes_the_table_and_figures(tmp_path, phantom_samples, monkeypatch):
     samples = tmp_path / "samples"
     samples.mkdir()
     for sample in phantom_samples:
@@ -108,14 +109,8 @@ def test_command_writes_the_table_and_figures(tmp_path, phantom_samples):
     config = tmp_path / "c.toml"
     config.write_text(f'[data]\nsamples = "{samples}"\ntest_fraction = 0.34\nfolds = 2\n')
     out = tmp_path / "report" / "ceiling.md"
-    # the tiny cohort is not a named preset: point the command at it through the registry
-    from core.simulation import study
-
-    study.PRESETS["tiny_test"] = TINY
-    try:
-        assert main(["--config", str(config), "--preset", "tiny_test", "--fwhm-mm", "0", "12", "--out", str(out)]) == 0
-    finally:
-        del study.PRESETS["tiny_test"]
+    monkeypatch.setitem(study.PRESETS, "tiny_test", TINY)  # the tiny cohort is not a named preset
+    assert main(["--config", str(config), "--preset", "tiny_test", "--fwhm-mm", "0", "12", "--out", str(out)]) == 0
     payload = json.loads(out.with_suffix(".json").read_text())
     assert payload["cases"] == ["phantom00003"]
     assert "| perfusion | spearman |" in out.read_text()

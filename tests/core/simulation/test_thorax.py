@@ -12,6 +12,7 @@ import pytest
 from core.geometry import Grid
 from core.labels import LungLabel, Tissue
 from core.simulation.pathology import Pathology
+from core.simulation.physiology import PhysiologyParams
 from core.simulation.thorax import make_thorax_phantom
 
 GRID = Grid.centred((80, 144, 144), (3.6, 2.8, 2.8))
@@ -134,8 +135,6 @@ def test_large_embolism_probability_is_checked():
 
 
 def _physiology(**changes):
-    from core.simulation.physiology import PhysiologyParams
-
     return PhysiologyParams(**changes)
 
 
