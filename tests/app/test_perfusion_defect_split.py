@@ -19,6 +19,11 @@ field put through that scaling gives a split a little off the truth: a few pp fo
 
 Tolerances, in percentage points (pp) of the perfusion of both lungs: the two lungs sum to 100 +- 0.5;
 the app's left share is within 5 pp of the truth's.
+
+Reachable by a CT-only predictor: the phantom's CT-visible perfusion (``perfusion_given_ct``, the
+heterogeneity the CT cannot show replaced by its expectation, the embolism's territory known from its
+mosaic sign) put through the same per-lung scaling meets the tolerance, so the strict expected failures
+below are the shipped model's, not a bar no model on this CT could clear.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from core.dicom.ct_writer import write_ct_series
 from core.dicom.study import synthetic_patient_study
 from core.geometry import Grid
 from core.labels import LungLabel
+from core.nm.standardisation import normalise_spect
 from core.simulation.pathology import Pathology
 from core.simulation.study import PRESETS
 from core.simulation.thorax import ThoraxPhantom, make_thorax_phantom
@@ -96,6 +102,16 @@ def true_shares_percent(phantom: ThoraxPhantom) -> dict[str, float]:
     return {side: 100.0 * value / total for side, value in sums.items()}
 
 
+def scaled_shares_percent(field: np.ndarray, lungs: np.ndarray) -> dict[str, float]:
+    """Right and left shares of ``field`` after the model's scaling: each lung / its own P75, clipped to [0, 1]."""
+    sums = {}
+    for label, side in ((LungLabel.RIGHT_LUNG, "right"), (LungLabel.LEFT_LUNG, "left")):
+        lung = lungs == label
+        sums[side] = float(np.clip(normalise_spect(field, lung), 0.0, 1.0)[lung].astype(np.float64).sum())
+    total = sums["right"] + sums["left"]
+    return {side: 100.0 * value / total for side, value in sums.items()}
+
+
 def left_loss_fraction(healthy: ThoraxPhantom, defect: ThoraxPhantom) -> float:
     """Fraction of the left lung's perfusion removed by the defect (the right lung is the same in both)."""
     before, after = true_shares_percent(healthy), true_shares_percent(defect)
@@ -143,6 +159,23 @@ def test_the_phantom_defect_removes_a_fifth_to_two_fifths_of_the_left_lung_perfu
 def test_app_lung_shares_sum_to_100_percent(case: DefectCase) -> None:
     total = case.regions["right"]["perfusion_percent"] + case.regions["left"]["perfusion_percent"]
     assert total == pytest.approx(100.0, abs=SUM_TOLERANCE_PP)
+
+
+def test_a_ct_only_predictor_can_meet_the_split_tolerance(case: DefectCase) -> None:
+    """The truth and the CT-visible perfusion, each through the model's per-lung scaling, within 5 pp."""
+    truth = true_shares_percent(case.defect)["left"]
+    lungs = case.defect.function_lung_mask
+    assert case.defect.perfusion_given_ct is not None
+    visible = scaled_shares_percent(case.defect.perfusion_given_ct, lungs)["left"]
+    scaled_truth = scaled_shares_percent(case.defect.perfusion, lungs)["left"]
+    assert scaled_truth == pytest.approx(truth, abs=SPLIT_TOLERANCE_PP)
+    assert visible == pytest.approx(truth, abs=SPLIT_TOLERANCE_PP), f"CT-visible {visible:.1f} %, truth {truth:.1f} %"
+    # and it sees the defect: through the same scaling it lowers the left share as the truth does, within 1 pp
+    assert case.healthy.perfusion_given_ct is not None
+    healthy_lungs = case.healthy.function_lung_mask
+    visible_drop = scaled_shares_percent(case.healthy.perfusion_given_ct, healthy_lungs)["left"] - visible
+    true_drop = scaled_shares_percent(case.healthy.perfusion, healthy_lungs)["left"] - scaled_truth
+    assert visible_drop == pytest.approx(true_drop, abs=1.0)
 
 
 @MODEL_MISSES_LOBAR_DEFECTS
