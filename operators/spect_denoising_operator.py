@@ -112,7 +112,7 @@ class SpectDenoisingOperator(Operator):
         fast, grid = volumes[FAST_BONE]
         ct_frame = str(ct.slices[0].get("FrameOfReferenceUID", "")) if ct is not None else ""
         same_frame = bool(ct_frame) and frames.get(FAST_BONE) == ct_frame
-        if self._model.uses_ct and not same_frame:
+        if self._model.needs_ct and not same_frame:
             why = "no CT in the study" if ct is None else "the CT has another Frame of Reference than the SPECT"
             logger.warning("Fast bone SPECT not denoised: the model needs the CT of the SPECT's frame (%s)", why)
             return {"not_denoised": f"the denoising model needs the CT of the SPECT's Frame of Reference: {why}"}

@@ -17,7 +17,7 @@ import numpy as np
 
 from core.errors import ModelContractError
 from core.model_files import load_torchscript, read_model_metadata
-from core.nm.denoising import SIZE_MULTIPLE, denoise_volume
+from core.nm.denoising import NORMALISATIONS, SIZE_MULTIPLE, body_support, denoise_volume
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,17 @@ def check_denoising_contract(metadata: dict[str, Any]) -> None:
         raise ModelContractError(
             f"the model was trained with other preprocessing ({network_input.get('preprocessing')}); {fix}"
         )
+    if input_normalisation(metadata) not in NORMALISATIONS:
+        raise ModelContractError(
+            f"the model's input.normalisation is {network_input.get('normalisation')!r}, "
+            f"this app knows {' and '.join(NORMALISATIONS)}; {fix}"
+        )
+
+
+def input_normalisation(metadata: dict[str, Any]) -> str:
+    """Where the model's input averages are taken: ``input.normalisation``; models exported before it was
+    recorded (u2net_spect_bone 1.0.0) used the whole volume."""
+    return str(metadata["input"].get("normalisation", "volume"))
 
 
 class DenoisingModel:
@@ -71,8 +82,14 @@ class DenoisingModel:
         )
         check_denoising_contract(self.metadata)
         self.uses_ct: bool = self.metadata["input"]["uses_ct"]
+        self.normalisation = input_normalisation(self.metadata)
         self.module = load_torchscript(folder / "model.ts")
         self.folder = folder
+
+    @property
+    def needs_ct(self) -> bool:
+        """Whether :meth:`denoise` needs the CT: as a network input, or to find the body it normalises over."""
+        return self.uses_ct or self.normalisation == "body"
 
     @property
     def identity(self) -> str:
@@ -85,7 +102,11 @@ class DenoisingModel:
         ct_on_spect: np.ndarray | None,
         progress: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
-        """Denoised counts of a fast SPECT (the CT on the SPECT grid, in HU, when the model uses it)."""
-        if self.uses_ct and ct_on_spect is None:
+        """Denoised counts of a fast SPECT (the CT on the SPECT grid, in HU, when the model uses it or
+        normalises over the body)."""
+        body = self.normalisation == "body"
+        if (self.uses_ct or body) and ct_on_spect is None:
             raise ModelContractError("this denoising model needs the CT of the same Frame of Reference")
-        return denoise_volume(self.module, fast, ct_on_spect if self.uses_ct else None, progress=progress)
+        support = body_support(ct_on_spect) if body and ct_on_spect is not None else None
+        network_ct = ct_on_spect if self.uses_ct else None
+        return denoise_volume(self.module, fast, network_ct, progress=progress, support=support)

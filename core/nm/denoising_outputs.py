@@ -75,7 +75,7 @@ def denoise_study(
     """Denoise ``fast`` (counts on ``fast_grid``) with the CT (canonical LPS, same Frame of Reference) when given."""
     start = time.perf_counter()
     ct = None
-    if model.uses_ct:
+    if model.needs_ct:
         if ct_hu is None or ct_grid is None:
             raise ValueError("the denoising model needs the CT of the SPECT's Frame of Reference")
         ct = ct_on_spect_grid(ct_hu, ct_grid, fast_grid)
@@ -87,7 +87,7 @@ def denoise_study(
         logger.warning("denoising changed the total counts by %+.1f %% (more than 2 %%)", 100 * (ratio - 1.0))
     logger.info("network count ratio %.4f; rescaled to the input's total counts", network_ratio)
     return DenoisingResult(
-        fast, denoised, fast_grid, ratio, network_ratio, ct is not None, model.identity, time.perf_counter() - start
+        fast, denoised, fast_grid, ratio, network_ratio, model.uses_ct, model.identity, time.perf_counter() - start
     )
 
 

@@ -28,6 +28,7 @@ use_ct = {use_ct}
 mid_channels = [4, 4, 4, 4, 4, 4]
 out_channels = [8, 8, 8, 8, 8, 8]
 decoder_mid_channels = [4, 4, 4, 4, 4]
+normalisation = "{normalisation}"
 
 [optim]
 epochs = {epochs}
@@ -48,9 +49,11 @@ def bone_studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _config(root: Path, *, epochs: int, use_ct: bool = True, name: str = "config.toml") -> Path:
+def _config(
+    root: Path, *, epochs: int, use_ct: bool = True, name: str = "config.toml", normalisation: str = "volume"
+) -> Path:
     path = root / name
-    path.write_text(CONFIG.format(epochs=epochs, use_ct=str(use_ct).lower()))
+    path.write_text(CONFIG.format(epochs=epochs, use_ct=str(use_ct).lower(), normalisation=normalisation))
     return path
 
 
@@ -96,6 +99,25 @@ def test_evaluation_and_export_give_a_model_the_app_loads(bone_studies: Path) ->
     case = load_case(bone_studies / "cache" / f"{report['test_cases'][0]}.npz")
     denoised = model.denoise(case.fast, case.ct_hu)
     assert denoised.shape == case.fast.shape and (denoised >= 0).all()
+
+
+def test_a_body_normalised_run_exports_a_model_that_normalises_over_the_body(bone_studies: Path) -> None:
+    config = load_denoise_config(_config(bone_studies, epochs=1, name="body.toml", normalisation="body"))
+    run = bone_studies / "run_body"
+    train(config, run)
+    out = export.export(run, bone_studies / "models" / "u2net_body", name="u2net_body", version="0.0.1")
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["input"]["normalisation"] == "body"
+    assert all("over the body" in channel for channel in metadata["input"]["channels"])
+    model = DenoisingModel(out)
+    assert model.normalisation == "body"
+    case = load_case(bone_studies / "cache" / "case_00007.npz")
+    assert model.denoise(case.fast, case.ct_hu).shape == case.fast.shape
+
+
+def test_an_unknown_normalisation_is_refused(bone_studies: Path) -> None:
+    with pytest.raises(ValueError, match="normalisation"):
+        load_denoise_config(_config(bone_studies, epochs=1, name="bad.toml", normalisation="slice"))
 
 
 def test_seed_003_schedule_divides_the_rate_by_10_for_the_last_fifth():

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.nm.denoising import NORMALISATIONS
 from trainer.config import config_section
 
 
@@ -44,6 +45,13 @@ class DenoiseModelConfig:
     mid_channels: tuple[int, ...] = (32, 32, 64, 128, 256, 256)
     out_channels: tuple[int, ...] = (64, 128, 256, 512, 512, 512)
     decoder_mid_channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    normalisation: str = "volume"
+    """Where the input and target averages are taken (:data:`core.nm.denoising.NORMALISATIONS`): ``volume``
+    (seed 003, the shipped 1.0.0) or ``body`` (CT above -500 HU: the same scale whatever the field of view)."""
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"model.normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from core.dicom.ct_reader import read_ct_volume
 from core.dicom.nm_writer import read_nm_volume
 from core.geometry import Grid
-from core.nm.denoising import ct_on_spect_grid, network_inputs, target_of
+from core.nm.denoising import body_support, ct_on_spect_grid, network_inputs, target_of
 from core.resample import resample_to_grid
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ class SliceDataset(Dataset):
     """Axial slices of several cases: ``(inputs (C, crop, crop), target (1, crop, crop), lesions (1, crop, crop))``.
 
     Inputs and targets are normalised per case (:func:`core.nm.denoising.network_inputs`,
-    :func:`core.nm.denoising.target_of`).  Each item is a ``crop x crop`` window centred on the
+    :func:`core.nm.denoising.target_of`), over the whole volume or, with ``normalisation="body"``, over
+    the body (:func:`core.nm.denoising.body_support`).  Each item is a ``crop x crop`` window centred on the
     slice's activity centroid, shifted by up to ``jitter`` pixels (random, from ``seed`` and the
     epoch set by :meth:`set_epoch`) and, with ``flip``, mirrored left-right at random.  A slice
     smaller than ``crop`` is given whole (the window is clipped to the slice).
@@ -129,6 +130,7 @@ class SliceDataset(Dataset):
         cases: list[BoneCase],
         *,
         use_ct: bool = True,
+        normalisation: str = "volume",
         crop: int = 96,
         jitter: int = 8,
         flip: bool = True,
@@ -139,9 +141,10 @@ class SliceDataset(Dataset):
         self.lesions: list[np.ndarray] = []
         self.index: list[tuple[int, int]] = []
         for k, case in enumerate(cases):
-            inputs, _ = network_inputs(case.fast, case.ct_hu if use_ct else None)
+            support = body_support(case.ct_hu) if normalisation == "body" else None
+            inputs, _ = network_inputs(case.fast, case.ct_hu if use_ct else None, support=support)
             self.inputs.append(inputs)
-            self.targets.append(target_of(case.standard))
+            self.targets.append(target_of(case.standard, support=support))
             self.lesions.append(case.lesions)
             self.index.extend((k, int(z)) for z in body_slices(case))
         self.crop, self.jitter, self.flip, self.seed = crop, jitter, flip, seed

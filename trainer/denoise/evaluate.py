@@ -40,7 +40,7 @@ from torch import nn
 from core.dicom.ct_reader import read_ct_volume
 from core.dicom.nm_writer import read_nm_volume
 from core.metrics import ssim
-from core.nm.denoising import count_ratio, ct_on_spect_grid, denoise_volume, preserve_total_counts
+from core.nm.denoising import body_support, count_ratio, ct_on_spect_grid, denoise_volume, preserve_total_counts
 from core.resample import resample_to_grid
 from trainer.denoise.config import DenoiseConfig, config_from_dict
 from trainer.denoise.data import BoneCase, load_case
@@ -86,12 +86,13 @@ class NetworkMethod:
     ``network_count_ratios`` collects the network's own count ratio (before the rescale) per call.
     """
 
-    def __init__(self, model: nn.Module, use_ct: bool) -> None:
-        self.model, self.use_ct = model, use_ct
+    def __init__(self, model: nn.Module, use_ct: bool, normalisation: str = "volume") -> None:
+        self.model, self.use_ct, self.normalisation = model, use_ct, normalisation
         self.network_count_ratios: list[float] = []
 
     def __call__(self, fast: np.ndarray, ct: np.ndarray) -> np.ndarray:
-        raw = denoise_volume(self.model, fast, ct if self.use_ct else None, batch_size=16)
+        support = body_support(ct) if self.normalisation == "body" else None
+        raw = denoise_volume(self.model, fast, ct if self.use_ct else None, batch_size=16, support=support)
         self.network_count_ratios.append(count_ratio(raw, fast))
         return preserve_total_counts(raw, fast)
 
@@ -238,8 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     methods: dict[str, Method] = {"fast (1/7 time)": lambda fast, _ct: fast, "gaussian": gaussian_method(sigma)}
     if args.ablation:
         ablation_config, ablation = _run_model(args.ablation)
-        methods["u2net without CT"] = NetworkMethod(ablation, ablation_config.model.use_ct)
-    methods["u2net with CT"] = NetworkMethod(model, config.model.use_ct)
+        methods["u2net without CT"] = NetworkMethod(
+            ablation, ablation_config.model.use_ct, ablation_config.model.normalisation
+        )
+    methods["u2net with CT"] = NetworkMethod(model, config.model.use_ct, config.model.normalisation)
     truth = {}
     for case in test_cases:
         study = config.data.studies / case.name / "ground_truth" / "truth.npz"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from core.nm.denoising import CT_OFFSET_HU, SIZE_MULTIPLE
+from core.nm.denoising import BODY_HU, CT_OFFSET_HU, SIZE_MULTIPLE
 from core.nm.denoising_model import DENOISING_METADATA_VERSION
 from trainer.denoise.config import config_from_dict
 from trainer.denoise.train import load_trained
@@ -33,9 +33,10 @@ def export(run: Path, out_dir: Path, *, name: str, version: str) -> Path:
     scripted = script_module(model)
     evaluation = json.loads((run / "evaluation.json").read_text()) if (run / "evaluation.json").exists() else {}
     split = json.loads((run / "split.json").read_text())
-    channels = ["fast_spect / mean(fast_spect)"]
+    over = "" if config.model.normalisation == "volume" else f" over the body (CT > {BODY_HU:g} HU)"
+    channels = [f"fast_spect / mean(fast_spect){over}"]
     if config.model.use_ct:
-        channels.append(f"max(CT_HU + {CT_OFFSET_HU:g}, 0) / its mean, CT resampled onto the SPECT grid")
+        channels.append(f"max(CT_HU + {CT_OFFSET_HU:g}, 0) / its mean{over}, CT resampled onto the SPECT grid")
     metadata = {
         "metadata_version": DENOISING_METADATA_VERSION,
         "name": name,
@@ -51,6 +52,7 @@ def export(run: Path, out_dir: Path, *, name: str, version: str) -> Path:
             "channels": channels,
             "uses_ct": config.model.use_ct,
             "preprocessing": "core.nm.denoising.network_inputs",
+            "normalisation": config.model.normalisation,
         },
         "output": {
             "index": 0,

@@ -83,7 +83,11 @@ def train(config: DenoiseConfig, run: Path, *, stop_after: int | None = None) ->
     )
     (run / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
     dataset = SliceDataset(
-        [load_case(p) for p in train_paths], use_ct=config.model.use_ct, crop=config.optim.crop, seed=config.optim.seed
+        [load_case(p) for p in train_paths],
+        use_ct=config.model.use_ct,
+        normalisation=config.model.normalisation,
+        crop=config.optim.crop,
+        seed=config.optim.seed,
     )
     model = build_u2net(config).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.learning_rate)

@@ -13,8 +13,10 @@ from torch import nn
 from core.errors import InputDataError
 from core.geometry import Grid
 from core.nm.denoising import (
+    BODY_HU,
     SIZE_MULTIPLE,
     _support_window,
+    body_support,
     count_ratio,
     ct_on_spect_grid,
     denoise_volume,
@@ -116,6 +118,74 @@ def test_target_has_mean_one():
     assert target.dtype == np.float32
     assert float(np.mean(target, dtype=np.float64)) == pytest.approx(1.0, rel=RTOL)
     np.testing.assert_allclose(target * standard.mean(dtype=np.float64), standard, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------- normalisation over the body
+
+
+def body_in_field_of_view(pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """A water block (0 HU) with Poisson uptake in a field of view of air (-1000 HU, no counts), ``pad`` voxels wide."""
+    rng = np.random.default_rng(SEED)
+    ct = np.full((3, 8 + 2 * pad, 8 + 2 * pad), -1000.0, dtype=np.float32)
+    fast = np.zeros(ct.shape, dtype=np.float32)
+    inside = (slice(None), slice(pad, pad + 8), slice(pad, pad + 8))
+    ct[inside] = 0.0
+    ct[1, pad + 3, pad + 3] = 1000.0  # one bone voxel
+    fast[inside] = rng.poisson(30.0, (3, 8, 8)) + 1.0
+    return fast, ct
+
+
+def test_body_normalised_inputs_do_not_change_with_the_field_of_view():
+    """The same body in a field of view 2.2x and 4.5x as wide: over the body the channels and the scale are the
+    same; over the whole volume (seed 003) they grow with the air around the body (the NEMA phantom's problem)."""
+    small_fast, small_ct = body_in_field_of_view(1)
+    for pad in (5, 14):
+        fast, ct = body_in_field_of_view(pad)
+        inside = (slice(None), slice(None), slice(pad - 1, pad + 9), slice(pad - 1, pad + 9))
+        small, small_scale = network_inputs(small_fast, small_ct, support=body_support(small_ct))
+        large, large_scale = network_inputs(fast, ct, support=body_support(ct))
+        assert large_scale == pytest.approx(small_scale, rel=RTOL)
+        np.testing.assert_allclose(large[inside], small, rtol=1e-5)
+        whole_small, _ = network_inputs(small_fast, small_ct)
+        whole_large, _ = network_inputs(fast, ct)
+        fill_ratio = (10 / (8 + 2 * pad)) ** 2  # the body's share of the slice, large against small
+        np.testing.assert_allclose(whole_large[inside] * fill_ratio, whole_small, rtol=1e-5)
+
+
+def test_body_support_is_the_ct_above_minus_500_hu():
+    ct = np.array([[[-1000.0, -501.0, BODY_HU, -499.0, 0.0, 1500.0]]], dtype=np.float32)
+    np.testing.assert_array_equal(body_support(ct)[0, 0], [False, False, False, True, True, True])
+    with pytest.raises(InputDataError, match="no body"):
+        body_support(np.full((2, 3, 3), -1000.0, dtype=np.float32))
+
+
+def test_target_over_the_body_has_mean_one_there():
+    fast, ct = body_in_field_of_view(4)
+    support = body_support(ct)
+    target = target_of(fast, support=support)
+    assert float(target[support].mean(dtype=np.float64)) == pytest.approx(1.0, rel=RTOL)
+    np.testing.assert_array_equal(target[~support], 0.0)
+
+
+@pytest.mark.parametrize("bad", ["shape", "dtype", "empty"])
+def test_unusable_support_raises_value_error(bad: str):
+    fast, ct = body_in_field_of_view(2)
+    support = body_support(ct)
+    if bad == "shape":
+        support = support[:, :-1]
+    elif bad == "dtype":
+        support = support.astype(np.uint8)
+    else:
+        support = np.zeros_like(support)
+    with pytest.raises(ValueError, match="support"):
+        network_inputs(fast, ct, support=support)
+
+
+def test_denoise_volume_de_normalises_with_the_body_mean():
+    """An identity network gives the fast volume back whichever average normalised it."""
+    fast, ct = body_in_field_of_view(6)
+    out = denoise_volume(FastChannel(), fast, ct, support=body_support(ct))
+    np.testing.assert_allclose(out, fast, rtol=1e-5, atol=1e-4)
 
 
 # --------------------------------------------------------------------------------------------- denoise_volume

@@ -96,6 +96,26 @@ def test_denoise_without_ct_on_a_ct_model_raises(tmp_path: Path):
         model.denoise(fast, None)
 
 
+def test_a_model_without_normalisation_recorded_normalises_over_the_volume(tmp_path: Path):
+    """u2net_spect_bone 1.0.0 was exported before input.normalisation existed: its inputs are whole-volume means."""
+    model = DenoisingModel(write_model(tmp_path / "m", metadata(uses_ct=False)))
+    assert model.normalisation == "volume"
+    assert model.needs_ct is False
+
+
+def test_body_normalised_model_takes_its_means_over_the_body(tmp_path: Path):
+    """A one-channel model normalised over the body: the CT is needed (for the body), not fed to the network."""
+    model = DenoisingModel(write_model(tmp_path / "m", _set(metadata(uses_ct=False), "input.normalisation", "body")))
+    assert model.needs_ct is True
+    fast, ct = volumes()
+    body = ct > -500.0
+    scale = fast[body].mean(dtype=np.float64)
+    out = model.denoise(fast, ct)
+    np.testing.assert_allclose(out, fast / fast[body].mean() * scale, rtol=1e-5)
+    with pytest.raises(ModelContractError, match="CT"):
+        model.denoise(fast, None)
+
+
 def test_missing_model_file(tmp_path: Path):
     folder = write_model(tmp_path / "m", metadata(), model=False)
     with pytest.raises(ModelContractError, match=r"model\.ts is missing"):
@@ -157,6 +177,7 @@ def _set(meta: dict, key: str, value) -> dict:
         ("input.preprocessing", "trainer.other.normalise", r"other preprocessing \(trainer.other.normalise\)"),
         ("input", None, "input"),
         ("input", ..., "input"),
+        ("input.normalisation", "slice", "input.normalisation is 'slice'"),
     ],
 )
 def test_contract_violations_are_named(tmp_path: Path, key: str, value, message: str):
