@@ -81,6 +81,21 @@ def body_support(ct_on_spect: np.ndarray) -> np.ndarray:
     return support
 
 
+def normalisation_support(normalisation: str, ct_on_spect: np.ndarray | None) -> np.ndarray | None:
+    """The mask a model's input averages are taken over: the body for ``"body"``, None (the whole volume) else.
+
+    Raises
+    ------
+    ValueError
+        If ``normalisation`` is ``"body"`` and no CT is given.
+    """
+    if normalisation != "body":
+        return None
+    if ct_on_spect is None:
+        raise ValueError("a model normalised over the body needs the CT on the SPECT grid to find the body")
+    return body_support(ct_on_spect)
+
+
 def _positive_mean(volume: np.ndarray, what: str, support: np.ndarray | None = None) -> float:
     values = volume if support is None else volume[support]
     mean = float(np.mean(values, dtype=np.float64))

@@ -17,7 +17,7 @@ import numpy as np
 
 from core.errors import ModelContractError
 from core.model_files import load_torchscript, read_model_metadata
-from core.nm.denoising import NORMALISATIONS, SIZE_MULTIPLE, body_support, denoise_volume
+from core.nm.denoising import NORMALISATIONS, SIZE_MULTIPLE, denoise_volume, normalisation_support
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +104,8 @@ class DenoisingModel:
     ) -> np.ndarray:
         """Denoised counts of a fast SPECT (the CT on the SPECT grid, in HU, when the model uses it or
         normalises over the body)."""
-        body = self.normalisation == "body"
-        if (self.uses_ct or body) and ct_on_spect is None:
+        if self.needs_ct and ct_on_spect is None:
             raise ModelContractError("this denoising model needs the CT of the same Frame of Reference")
-        support = body_support(ct_on_spect) if body and ct_on_spect is not None else None
+        support = normalisation_support(self.normalisation, ct_on_spect)
         network_ct = ct_on_spect if self.uses_ct else None
         return denoise_volume(self.module, fast, network_ct, progress=progress, support=support)

@@ -92,25 +92,26 @@ def defect_branch(tree: Tree, share: float) -> int:
     return int(branches[np.argmin(np.abs(shares - share))])
 
 
-def true_shares_percent(phantom: ThoraxPhantom) -> dict[str, float]:
-    """Right and left shares of the phantom's true perfusion, in percent, summed on its function grid."""
-    flow = phantom.perfusion.astype(np.float64)
-    sums = {
-        "right": float(flow[phantom.function_lung_mask == LungLabel.RIGHT_LUNG].sum()),
-        "left": float(flow[phantom.function_lung_mask == LungLabel.LEFT_LUNG].sum()),
-    }
+def shares_percent(field: np.ndarray, lungs: np.ndarray, *, scaled: bool = False) -> dict[str, float]:
+    """Right and left shares of ``field`` in percent, summed per lung of ``lungs``; ``scaled``: after the model's
+    scaling first (each lung / its own P75, clipped to [0, 1])."""
+    sums = {}
+    for label, side in ((LungLabel.RIGHT_LUNG, "right"), (LungLabel.LEFT_LUNG, "left")):
+        lung = lungs == label
+        values = np.clip(normalise_spect(field, lung), 0.0, 1.0) if scaled else field
+        sums[side] = float(values[lung].astype(np.float64).sum())
     total = sums["right"] + sums["left"]
     return {side: 100.0 * value / total for side, value in sums.items()}
+
+
+def true_shares_percent(phantom: ThoraxPhantom) -> dict[str, float]:
+    """Right and left shares of the phantom's true perfusion, in percent, summed on its function grid."""
+    return shares_percent(phantom.perfusion, phantom.function_lung_mask)
 
 
 def scaled_shares_percent(field: np.ndarray, lungs: np.ndarray) -> dict[str, float]:
     """Right and left shares of ``field`` after the model's scaling: each lung / its own P75, clipped to [0, 1]."""
-    sums = {}
-    for label, side in ((LungLabel.RIGHT_LUNG, "right"), (LungLabel.LEFT_LUNG, "left")):
-        lung = lungs == label
-        sums[side] = float(np.clip(normalise_spect(field, lung), 0.0, 1.0)[lung].astype(np.float64).sum())
-    total = sums["right"] + sums["left"]
-    return {side: 100.0 * value / total for side, value in sums.items()}
+    return shares_percent(field, lungs, scaled=True)
 
 
 def left_loss_fraction(healthy: ThoraxPhantom, defect: ThoraxPhantom) -> float:

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from core.dicom.ct_reader import read_ct_volume
 from core.dicom.nm_writer import read_nm_volume
 from core.geometry import Grid
-from core.nm.denoising import body_support, ct_on_spect_grid, network_inputs, target_of
+from core.nm.denoising import ct_on_spect_grid, network_inputs, normalisation_support, target_of
 from core.resample import resample_to_grid
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class SliceDataset(Dataset):
         self.lesions: list[np.ndarray] = []
         self.index: list[tuple[int, int]] = []
         for k, case in enumerate(cases):
-            support = body_support(case.ct_hu) if normalisation == "body" else None
+            support = normalisation_support(normalisation, case.ct_hu)
             inputs, _ = network_inputs(case.fast, case.ct_hu if use_ct else None, support=support)
             self.inputs.append(inputs)
             self.targets.append(target_of(case.standard, support=support))

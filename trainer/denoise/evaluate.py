@@ -40,7 +40,13 @@ from torch import nn
 from core.dicom.ct_reader import read_ct_volume
 from core.dicom.nm_writer import read_nm_volume
 from core.metrics import ssim
-from core.nm.denoising import body_support, count_ratio, ct_on_spect_grid, denoise_volume, preserve_total_counts
+from core.nm.denoising import (
+    count_ratio,
+    ct_on_spect_grid,
+    denoise_volume,
+    normalisation_support,
+    preserve_total_counts,
+)
 from core.resample import resample_to_grid
 from trainer.denoise.config import DenoiseConfig, config_from_dict
 from trainer.denoise.data import BoneCase, load_case
@@ -91,7 +97,7 @@ class NetworkMethod:
         self.network_count_ratios: list[float] = []
 
     def __call__(self, fast: np.ndarray, ct: np.ndarray) -> np.ndarray:
-        support = body_support(ct) if self.normalisation == "body" else None
+        support = normalisation_support(self.normalisation, ct)
         raw = denoise_volume(self.model, fast, ct if self.use_ct else None, batch_size=16, support=support)
         self.network_count_ratios.append(count_ratio(raw, fast))
         return preserve_total_counts(raw, fast)

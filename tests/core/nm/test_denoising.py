@@ -21,6 +21,7 @@ from core.nm.denoising import (
     ct_on_spect_grid,
     denoise_volume,
     network_inputs,
+    normalisation_support,
     target_of,
 )
 
@@ -182,10 +183,22 @@ def test_unusable_support_raises_value_error(bad: str):
 
 
 def test_denoise_volume_de_normalises_with_the_body_mean():
-    """An identity network gives the fast volume back whichever average normalised it."""
+    """A network that answers 1 everywhere gives back the fast SPECT's mean over the body, not over the volume
+    (the water block here is 64 of 400 voxels per slice, so the two differ 6.25-fold)."""
     fast, ct = body_in_field_of_view(6)
-    out = denoise_volume(FastChannel(), fast, ct, support=body_support(ct))
-    np.testing.assert_allclose(out, fast, rtol=1e-5, atol=1e-4)
+    out = denoise_volume(Ones(), fast, ct, support=body_support(ct))
+    body_mean = float(fast[ct > -500.0].mean(dtype=np.float64))
+    assert body_mean == pytest.approx(6.25 * float(fast.mean(dtype=np.float64)), rel=1e-6)
+    np.testing.assert_allclose(out[fast > 0], body_mean, rtol=1e-6)
+
+
+def test_normalisation_support_is_the_body_only_for_body_models():
+    _, ct = body_in_field_of_view(2)
+    assert normalisation_support("volume", ct) is None
+    assert normalisation_support("volume", None) is None
+    np.testing.assert_array_equal(normalisation_support("body", ct), ct > -500.0)
+    with pytest.raises(ValueError, match="needs the CT"):
+        normalisation_support("body", None)
 
 
 # --------------------------------------------------------------------------------------------- denoise_volume

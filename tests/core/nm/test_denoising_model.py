@@ -103,17 +103,24 @@ def test_a_model_without_normalisation_recorded_normalises_over_the_volume(tmp_p
     assert model.needs_ct is False
 
 
-def test_body_normalised_model_takes_its_means_over_the_body(tmp_path: Path):
-    """A one-channel model normalised over the body: the CT is needed (for the body), not fed to the network."""
+def test_body_normalised_one_channel_model_needs_the_ct_but_is_not_fed_it(tmp_path: Path):
+    """The CT is needed (to find the body) but not given to the network: the channel sum is the fast SPECT alone."""
     model = DenoisingModel(write_model(tmp_path / "m", _set(metadata(uses_ct=False), "input.normalisation", "body")))
     assert model.needs_ct is True
     fast, ct = volumes()
-    body = ct > -500.0
-    scale = fast[body].mean(dtype=np.float64)
-    out = model.denoise(fast, ct)
-    np.testing.assert_allclose(out, fast / fast[body].mean() * scale, rtol=1e-5)
+    np.testing.assert_allclose(model.denoise(fast, ct), fast, rtol=1e-5)
     with pytest.raises(ModelContractError, match="CT"):
         model.denoise(fast, None)
+
+
+def test_body_normalised_model_takes_its_means_over_the_body(tmp_path: Path):
+    model = DenoisingModel(write_model(tmp_path / "m", _set(metadata(uses_ct=True), "input.normalisation", "body")))
+    fast, ct = volumes()
+    body = ct > -500.0
+    # (fast / mean_body(fast) + attenuation / mean_body(attenuation)) * mean_body(fast)
+    attenuation = np.clip(ct.astype(np.float64) + 1000.0, 0.0, None)
+    expected = fast + attenuation / attenuation[body].mean() * fast[body].mean(dtype=np.float64)
+    np.testing.assert_allclose(model.denoise(fast, ct), expected, rtol=1e-5)
 
 
 def test_missing_model_file(tmp_path: Path):
